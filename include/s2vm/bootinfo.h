@@ -1,0 +1,65 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * What the VMM tells the guest at boot, and the fixed low-memory layout both sides
+ * agree on. All addresses are guest-physical; guestos maps all RAM 1:1 with 2 MiB pages.
+ *
+ *	[0x001000, 0x002000)  GDT (null, kcode, kdata, udata, ucode, one TSS per vCPU)
+ *	[0x004000, 0x005000)  struct s2_bootinfo
+ *	[0x010000, 0x018000)  TSS array, S2_TSS_SIZE bytes per vCPU (with I/O bitmap)
+ *	[0x040000, 0x080000)  per-vCPU kernel stacks, S2_KSTACK_SIZE each (also TSS.RSP0)
+ *	[0x080000, 0x081000)  PML4
+ *	[0x081000, 0x082000)  PDPT
+ *	[0x082000, 0x100000)  page directories, one per GiB of RAM
+ *	[0x100000, ...)       the kernel image (ELF PT_LOAD segments)
+ *	[free_start, ...)     per-vCPU user stacks, then the heap up to mem_size
+ */
+#ifndef S2VM_BOOTINFO_H
+#define S2VM_BOOTINFO_H
+
+#include <stdint.h>
+
+#define S2_GDT_GPA 0x1000ull
+#define S2_TSS_GPA 0x10000ull
+#define S2_TSS_SIZE 512ull /* 104-byte TSS + I/O bitmap for ports [0, 0x518) + 0xff */
+#define S2_BOOTINFO_GPA 0x4000ull
+#define S2_KSTACK_GPA 0x40000ull
+#define S2_KSTACK_SIZE 0x1000ull
+#define S2_PML4_GPA 0x80000ull
+#define S2_PDPT_GPA 0x81000ull
+#define S2_PD_GPA 0x82000ull
+#define S2_PD_MAX ((0x100000ull - S2_PD_GPA) / 0x1000ull) /* GiB of RAM mappable */
+#define S2_IMAGE_MIN_GPA 0x100000ull
+#define S2_USTACK_SIZE 0x10000ull
+#define S2_MAX_VCPUS 64u
+
+/* GDT selectors */
+#define S2_SEL_KCODE 0x08
+#define S2_SEL_KDATA 0x10
+#define S2_SEL_UDATA 0x1b /* 0x18 | RPL 3 */
+#define S2_SEL_UCODE 0x23 /* 0x20 | RPL 3 */
+#define S2_SEL_TSS(cpu) (0x28 + 16 * (cpu))
+
+#define S2_BOOTINFO_MAGIC 0x4f464e49324d5653ull /* "SVM2INFO" */
+#define S2_MAX_GUEST_NODES 8u
+
+struct s2_boot_node {
+	uint64_t gpa_start; /* [gpa_start, gpa_end) */
+	uint64_t gpa_end;
+	uint64_t cpu_mask; /* vCPUs of this guest node */
+	uint32_t host_node; /* host node the command line asked for */
+	uint32_t policy; /* 0 bind, 1 preferred, 2 interleave */
+};
+
+struct s2_bootinfo {
+	uint64_t magic;
+	uint32_t version;
+	uint32_t nr_cpus;
+	uint64_t mem_size; /* bytes of guest RAM at GPA 0 */
+	uint64_t free_start; /* first byte after the image, 64 KiB aligned */
+	uint64_t heap_start; /* after the user stacks */
+	uint32_t nr_nodes;
+	uint32_t pad;
+	struct s2_boot_node nodes[S2_MAX_GUEST_NODES];
+};
+
+#endif

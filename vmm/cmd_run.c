@@ -1,0 +1,138 @@
+// SPDX-License-Identifier: MIT
+/* `s2vm run KERNEL`: parse options, load the kernel, create and run the VM. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "vmm/cmd.h"
+#include "vmm/elf.h"
+#include "vmm/options.h"
+#include "vmm/stats.h"
+#include "vmm/version.h"
+#include "vmm/vm.h"
+
+#define KERNEL_MAX_BYTES (1ull << 30)
+
+/* Read the whole file @path. Returns a malloc'ed buffer, or NULL with @e set. */
+static void *read_file(const char *path, size_t *len, struct s2_err *e)
+{
+	struct stat st;
+	char *buf = NULL;
+	size_t got = 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0) {
+		s2_err_set(e, -errno, "cannot open kernel '%s': %s", path, strerror(errno));
+		return NULL;
+	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		s2_err_set(e, -EINVAL, "kernel '%s' is not a regular file", path);
+		goto out_close;
+	}
+	if ((uint64_t)st.st_size > KERNEL_MAX_BYTES) {
+		s2_err_set(e, -EFBIG, "kernel '%s' is larger than 1 GiB", path);
+		goto out_close;
+	}
+	buf = malloc(st.st_size ? (size_t)st.st_size : 1);
+	if (!buf) {
+		s2_err_set(e, -ENOMEM, "out of memory reading '%s'", path);
+		goto out_close;
+	}
+	while (got < (size_t)st.st_size) {
+		ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
+
+		if (n <= 0) {
+			s2_err_set(e, -EIO, "cannot read kernel '%s': %s", path,
+				   n < 0 ? strerror(errno) : "unexpected end of file");
+			free(buf);
+			buf = NULL;
+			goto out_close;
+		}
+		got += (size_t)n;
+	}
+	*len = got;
+out_close:
+	close(fd);
+	return buf;
+}
+
+struct run_ctx {
+	enum run_stats_mode stats;
+};
+
+static void on_usr1(struct vm *vm, void *arg)
+{
+	struct run_ctx *ctx = arg;
+
+	vm_stats_print(vm, ctx->stats == RUN_STATS_JSON ? RUN_STATS_JSON : RUN_STATS_TEXT,
+		       ctx->stats == RUN_STATS_JSON ? stdout : stderr);
+}
+
+int cmd_run(int argc, char **argv)
+{
+	struct run_opts o;
+	struct s2_err e = { "" };
+	struct elf_image img;
+	struct vm_config cfg;
+	struct run_ctx ctx;
+	struct vm vm;
+	void *kernel;
+	size_t klen = 0;
+	int r, kvm, code;
+
+	r = run_opts_parse(argc, argv, &o, &e);
+	if (r == RUN_OPTS_HELP) {
+		run_opts_usage(stdout);
+		return 0;
+	}
+	if (r == RUN_OPTS_VERSION) {
+		printf("s2vm %s\n", S2VM_VERSION);
+		return 0;
+	}
+	if (r < 0) {
+		fprintf(stderr, "s2vm run: %s\n", e.msg);
+		fprintf(stderr, "Try 's2vm run --help'.\n");
+		return 2;
+	}
+
+	code = 2;
+	kernel = read_file(o.kernel, &klen, &e);
+	if (!kernel) {
+		fprintf(stderr, "s2vm run: %s\n", e.msg);
+		goto out_opts;
+	}
+	if (elf_parse(kernel, klen, &img, &e)) {
+		fprintf(stderr, "s2vm run: %s: %s\n", o.kernel, e.msg);
+		goto out_kernel;
+	}
+	kvm = vm_kvm_open(&e);
+	if (kvm < 0) {
+		fprintf(stderr, "s2vm run: %s\n", e.msg);
+		goto out_kernel;
+	}
+	cfg.mem_size = o.mem_size;
+	cfg.nr_vcpus = o.vcpus;
+	cfg.guest_args = o.guest_args;
+	if (vm_create(&vm, kvm, &cfg, &e) || vm_load_kernel(&vm, &img, kernel, &e)) {
+		fprintf(stderr, "s2vm run: %s\n", e.msg);
+		goto out_vm;
+	}
+	free(kernel);
+	kernel = NULL;
+
+	ctx.stats = o.stats;
+	code = vm_run(&vm, on_usr1, &ctx);
+	if (o.stats != RUN_STATS_NONE)
+		vm_stats_print(&vm, o.stats, o.stats == RUN_STATS_JSON ? stdout : stderr);
+out_vm:
+	vm_destroy(&vm);
+out_kernel:
+	free(kernel);
+out_opts:
+	run_opts_free(&o);
+	return code;
+}

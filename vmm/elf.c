@@ -1,0 +1,128 @@
+// SPDX-License-Identifier: MIT
+#include <elf.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <string.h>
+
+#include "vmm/elf.h"
+
+static int add_overflows(uint64_t a, uint64_t b)
+{
+	return a + b < a;
+}
+
+int elf_parse(const void *buf, size_t len, struct elf_image *img, struct s2_err *e)
+{
+	const unsigned char *p = buf;
+	Elf64_Ehdr eh;
+	int entry_ok = 0;
+
+	memset(img, 0, sizeof(*img));
+	if (len < EI_NIDENT || memcmp(p, ELFMAG, SELFMAG) != 0)
+		return s2_err_set(e, -ENOEXEC, "not an ELF file (bad magic)");
+	if (len < sizeof(eh))
+		return s2_err_set(e, -ENOEXEC, "truncated ELF header (%zu of %zu bytes)", len,
+				  sizeof(eh));
+	memcpy(&eh, p, sizeof(eh));
+	if (eh.e_ident[EI_CLASS] != ELFCLASS64)
+		return s2_err_set(e, -ENOEXEC, "not a 64-bit ELF (class %u)",
+				  eh.e_ident[EI_CLASS]);
+	if (eh.e_ident[EI_DATA] != ELFDATA2LSB)
+		return s2_err_set(e, -ENOEXEC, "not a little-endian ELF");
+	if (eh.e_machine != EM_X86_64)
+		return s2_err_set(e, -ENOEXEC, "ELF machine %u is not x86-64", eh.e_machine);
+	if (eh.e_type != ET_EXEC)
+		return s2_err_set(e, -ENOEXEC,
+				  "ELF type %u is not an executable (ET_EXEC); link it static, non-PIE",
+				  eh.e_type);
+	if (eh.e_phentsize != sizeof(Elf64_Phdr))
+		return s2_err_set(e, -ENOEXEC, "bad program header size %u", eh.e_phentsize);
+	if (eh.e_phnum == 0)
+		return s2_err_set(e, -ENOEXEC, "ELF has no program headers");
+	if (eh.e_phoff > len || (uint64_t)eh.e_phnum * sizeof(Elf64_Phdr) > len - eh.e_phoff)
+		return s2_err_set(e, -ENOEXEC, "truncated ELF: program headers past end of file");
+
+	for (unsigned i = 0; i < eh.e_phnum; i++) {
+		Elf64_Phdr ph;
+		struct elf_segment *s;
+
+		memcpy(&ph, p + eh.e_phoff + i * sizeof(ph), sizeof(ph));
+		if (ph.p_type != PT_LOAD || ph.p_memsz == 0)
+			continue;
+		if (img->nr_segs == ELF_MAX_SEGS)
+			return s2_err_set(e, -ENOEXEC, "more than %d loadable segments",
+					  ELF_MAX_SEGS);
+		if (ph.p_filesz > ph.p_memsz)
+			return s2_err_set(e, -ENOEXEC, "segment %u: file size exceeds memory size",
+					  i);
+		if (ph.p_offset > len || ph.p_filesz > len - ph.p_offset)
+			return s2_err_set(e, -ENOEXEC,
+					  "truncated ELF: segment %u needs bytes [%#" PRIx64
+					  ", %#" PRIx64 ") of a %zu-byte file",
+					  i, (uint64_t)ph.p_offset,
+					  (uint64_t)ph.p_offset + ph.p_filesz, len);
+		if (add_overflows(ph.p_paddr, ph.p_memsz))
+			return s2_err_set(e, -ENOEXEC, "segment %u wraps the address space", i);
+		s = &img->segs[img->nr_segs];
+		s->gpa = ph.p_paddr;
+		s->memsz = ph.p_memsz;
+		s->offset = ph.p_offset;
+		s->filesz = ph.p_filesz;
+		s->flags = ph.p_flags;
+		for (unsigned j = 0; j < img->nr_segs; j++) {
+			const struct elf_segment *o = &img->segs[j];
+
+			if (s->gpa < o->gpa + o->memsz && o->gpa < s->gpa + s->memsz)
+				return s2_err_set(e, -ENOEXEC, "segments overlap at %#" PRIx64,
+						  s->gpa > o->gpa ? s->gpa : o->gpa);
+		}
+		if (img->nr_segs == 0 || s->gpa < img->lo)
+			img->lo = s->gpa;
+		if (s->gpa + s->memsz > img->hi)
+			img->hi = s->gpa + s->memsz;
+		if ((s->flags & PF_X) && eh.e_entry >= s->gpa && eh.e_entry < s->gpa + s->memsz)
+			entry_ok = 1;
+		img->nr_segs++;
+	}
+	if (img->nr_segs == 0)
+		return s2_err_set(e, -ENOEXEC, "ELF has no loadable segments");
+	if (!entry_ok)
+		return s2_err_set(e, -ENOEXEC,
+				  "entry point %#" PRIx64 " is not in an executable segment",
+				  (uint64_t)eh.e_entry);
+	img->entry = eh.e_entry;
+	return 0;
+}
+
+int elf_check_fits(const struct elf_image *img, uint64_t min_gpa, uint64_t mem_size,
+		   struct s2_err *e)
+{
+	for (unsigned i = 0; i < img->nr_segs; i++) {
+		const struct elf_segment *s = &img->segs[i];
+
+		if (s->gpa < min_gpa)
+			return s2_err_set(e, -EINVAL,
+					  "segment at %#" PRIx64 " overlaps the boot area [0, %#" PRIx64
+					  "); link the kernel at or above %#" PRIx64,
+					  s->gpa, min_gpa, min_gpa);
+		if (s->gpa >= mem_size || s->memsz > mem_size - s->gpa)
+			return s2_err_set(e, -E2BIG,
+					  "segment [%#" PRIx64 ", %#" PRIx64
+					  ") lies outside guest RAM [0, %#" PRIx64 ")",
+					  s->gpa, s->gpa + s->memsz, mem_size);
+	}
+	return 0;
+}
+
+void elf_load(const struct elf_image *img, const void *buf, void *ram)
+{
+	const unsigned char *p = buf;
+	unsigned char *r = ram;
+
+	for (unsigned i = 0; i < img->nr_segs; i++) {
+		const struct elf_segment *s = &img->segs[i];
+
+		memcpy(r + s->gpa, p + s->offset, s->filesz);
+		memset(r + s->gpa + s->filesz, 0, s->memsz - s->filesz);
+	}
+}

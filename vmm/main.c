@@ -1,0 +1,41 @@
+// SPDX-License-Identifier: MIT
+/* s2vm: command dispatch. Each command is one file (cmd_*.c) listed in the table below. */
+#include <stdio.h>
+#include <string.h>
+
+#include "vmm/cmd.h"
+
+static const struct s2_cmd cmds[] = {
+	{ "run", "launch a guest kernel under KVM", cmd_run },
+	{ "version", "print the version", cmd_version },
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f, "Usage: s2vm COMMAND [ARGS...]\n\n"
+		   "s2vm is a KVM virtual machine monitor built around its guest memory manager.\n\n"
+		   "Commands:\n");
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
+		fprintf(f, "  %-10s %s\n", cmds[i].name, cmds[i].help);
+	fprintf(f, "\nRun 's2vm COMMAND --help' for a command's options.\n");
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		usage(stderr);
+		return 2;
+	}
+	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+		usage(stdout);
+		return 0;
+	}
+	if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "-V"))
+		return cmd_version(argc - 1, argv + 1);
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
+		if (!strcmp(argv[1], cmds[i].name))
+			return cmds[i].fn(argc - 1, argv + 1);
+	fprintf(stderr, "s2vm: unknown command '%s'\n\n", argv[1]);
+	usage(stderr);
+	return 2;
+}

@@ -1,0 +1,52 @@
+/* SPDX-License-Identifier: MIT */
+/* Command-line parsing for `s2vm run`: sizes and the option set. No I/O except --help text. */
+#ifndef S2VM_OPTIONS_H
+#define S2VM_OPTIONS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "vmm/err.h"
+
+/*
+ * Parse a size such as "128M", "2GiB", "4096k" or "1048576B". A bare number is in units
+ * of 1 << @default_shift bytes (20 for --mem, as QEMU's -m). Suffixes K, M, G, T are
+ * binary (KiB, MiB, ...), optionally followed by "iB" or "B"; "B" alone means bytes.
+ * Returns 0, -EINVAL for malformed text, or -ERANGE if the result overflows 64 bits.
+ */
+int s2_size_parse(const char *s, unsigned default_shift, uint64_t *out)
+	__attribute__((warn_unused_result));
+
+/* Format @bytes as "512 MiB", "1.5 GiB", "4 KiB" or "12 B" into @buf. Returns @buf. */
+const char *s2_size_format(uint64_t bytes, char *buf, size_t len);
+
+enum run_stats_mode { RUN_STATS_NONE, RUN_STATS_TEXT, RUN_STATS_JSON };
+
+struct run_opts {
+	const char *kernel; /* path, points into argv */
+	uint64_t mem_size; /* bytes, multiple of 2 MiB */
+	unsigned vcpus; /* >= 1; the KVM limit is checked when the VM is created */
+	char *guest_args; /* malloc'ed, "" when none; space-joined words after "--" */
+	enum run_stats_mode stats;
+};
+
+#define RUN_OPTS_DEFAULT_MEM (128ull << 20)
+
+enum run_opts_result {
+	RUN_OPTS_OK = 0,
+	RUN_OPTS_HELP = 1, /* --help: usage printed, exit 0 */
+	RUN_OPTS_VERSION = 2, /* --version: version printed, exit 0 */
+};
+
+/*
+ * Parse `s2vm run` arguments (argv[0] is "run"). On success fills @o and returns one of
+ * enum run_opts_result; on error returns -EINVAL with @e describing the problem, and
+ * @o holds nothing that needs freeing. On success free with run_opts_free().
+ */
+int run_opts_parse(int argc, char **argv, struct run_opts *o, struct s2_err *e)
+	__attribute__((warn_unused_result));
+void run_opts_free(struct run_opts *o);
+void run_opts_usage(FILE *f);
+
+#endif
