@@ -61,6 +61,10 @@ void vm_stats_print(struct vm *vm, enum run_stats_mode mode, FILE *f)
 		json_object_object_add(g, "vcpus", json_object_new_int((int)vm->nr_vcpus));
 		json_object_object_add(g, "exits", json_object_new_uint64(exits));
 		json_object_object_add(g, "hypercalls", json_object_new_uint64(hcalls));
+		if (vm->first_exit_ns)
+			json_object_object_add(g, "create_to_exit_ns",
+					       json_object_new_uint64(vm->first_exit_ns -
+								      vm->boot_ns));
 		json_object_object_add(o, "guest", g);
 		json_object_object_add(p, "rss_anon_bytes", json_object_new_uint64(rss_anon));
 		json_object_object_add(p, "rss_file_bytes", json_object_new_uint64(rss_file));

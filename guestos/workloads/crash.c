@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * crash.elf mode=ud|pf|triple|badio|deniedio|N — misbehaves on purpose so the tests can
+ * crash.elf mode=ud|pf|triple|badio|deniedio|spin|N — misbehaves on purpose so the tests can
  * check how s2vm reports guest crashes.
  */
 #include "guest.h"
@@ -32,6 +32,10 @@ int main(int argc, char **argv)
 	} else if (!strcmp(mode, "deniedio")) {
 		/* a port ring 3 may not touch: #GP inside the guest */
 		__asm__ volatile("outb %%al, $0x80" ::"a"(0));
+	} else if (!strcmp(mode, "spin")) {
+		/* run in ring 3 until the VMM is told to stop (signal tests) */
+		for (volatile uint64_t i = 0;; i++)
+			;
 	} else if (!g_parse_u64(mode, &code)) {
 		return (int)code;
 	}

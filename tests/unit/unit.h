@@ -1,0 +1,38 @@
+/* SPDX-License-Identifier: MIT */
+/* One CUnit suite per test binary; tests/unit/meson.build lists the suites. */
+#ifndef S2VM_UNIT_H
+#define S2VM_UNIT_H
+
+#include <CUnit/Basic.h>
+#include <CUnit/CUnit.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+static inline int unit_run(const char *name, CU_TestInfo *tests)
+{
+	CU_SuiteInfo suites[] = {
+		{ (char *)name, NULL, NULL, NULL, NULL, tests },
+		CU_SUITE_INFO_NULL,
+	};
+	unsigned failures;
+
+	if (CU_initialize_registry() != CUE_SUCCESS)
+		return 1;
+	if (CU_register_suites(suites) != CUE_SUCCESS) {
+		fprintf(stderr, "cannot register suite %s: %s\n", name, CU_get_error_msg());
+		return 1;
+	}
+	CU_basic_set_mode(CU_BRM_VERBOSE);
+	CU_basic_run_tests();
+	failures = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
+	CU_cleanup_registry();
+	return failures ? 1 : 0;
+}
+
+#define UNIT_MAIN(name, tests)                                                                     \
+	int main(void)                                                                             \
+	{                                                                                          \
+		return unit_run(name, tests);                                                      \
+	}
+
+#endif
