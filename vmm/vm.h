@@ -12,7 +12,7 @@
 
 #include "vmm/err.h"
 
-typedef uint64_t gpa_t; /* guest-physical address */
+#include "s2vm/types.h"
 
 struct vm;
 

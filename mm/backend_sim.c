@@ -1,0 +1,256 @@
+// SPDX-License-Identifier: MIT
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mm/backend_sim.h"
+
+static const char *const rule_names[SIM_NR_RULES] = {
+	[SIM_STALE_WRITABLE] = "stale writable translation after committed change",
+	[SIM_UAF] = "access to a freed frame",
+	[SIM_OA_NO_BBM] = "output address changed without break-before-make",
+	[SIM_PERM_AND_OA] = "permission and output address changed in one write",
+	[SIM_TLB_CONFLICT] = "block and table translations live at once",
+};
+
+const char *s2_sim_rule_name(enum sim_rule r)
+{
+	return r < SIM_NR_RULES ? rule_names[r] : "?";
+}
+
+static void violation(struct s2_sim *s, enum sim_rule r, gpa_t gpa, const char *detail)
+{
+	s->violations[r]++;
+	snprintf(s->last, sizeof(s->last), "%s at GPA %#" PRIx64 ": %s", rule_names[r], gpa,
+		 detail);
+}
+
+uint64_t s2_sim_violations(const struct s2_sim *s)
+{
+	uint64_t n = 0;
+
+	for (int i = 0; i < SIM_NR_RULES; i++)
+		n += s->violations[i];
+	return n;
+}
+
+int s2_sim_init(struct s2_sim *s, unsigned nr_agents, uint64_t nr_frames, unsigned bbm_level)
+{
+	memset(s, 0, sizeof(*s));
+	s->nr_agents = nr_agents;
+	s->nr_frames = nr_frames;
+	s->bbm_level = bbm_level;
+	s->agents = calloc(nr_agents, sizeof(*s->agents));
+	s->freed = calloc(nr_frames ? nr_frames : 1, 1);
+	s->token = calloc(nr_frames ? nr_frames : 1, sizeof(*s->token));
+	if (!s->agents || !s->freed || !s->token) {
+		s2_sim_destroy(s);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+void s2_sim_destroy(struct s2_sim *s)
+{
+	free(s->agents);
+	free(s->freed);
+	free(s->token);
+	s->agents = NULL;
+	s->freed = NULL;
+	s->token = NULL;
+}
+
+void s2_sim_attach(struct s2_sim *s, struct s2_map *m)
+{
+	s->map = m;
+	s->arm_rules = m->fmt->needs_bbm;
+}
+
+static bool frame_known(const struct s2_sim *s, hpa_t pa)
+{
+	return (pa >> S2_PAGE_SHIFT) < s->nr_frames;
+}
+
+void s2_sim_frame_alloc(struct s2_sim *s, hpa_t pa, uint64_t size)
+{
+	for (uint64_t o = 0; o < size; o += S2_PAGE_SIZE) {
+		if (!frame_known(s, pa + o))
+			continue;
+		s->freed[(pa + o) >> S2_PAGE_SHIFT] = 0;
+		s->token[(pa + o) >> S2_PAGE_SHIFT] = ++s->next_token;
+	}
+}
+
+void s2_sim_frame_free(struct s2_sim *s, hpa_t pa, uint64_t size)
+{
+	for (uint64_t o = 0; o < size; o += S2_PAGE_SIZE)
+		if (frame_known(s, pa + o))
+			s->freed[(pa + o) >> S2_PAGE_SHIFT] = 1;
+}
+
+void s2_sim_frame_copy(struct s2_sim *s, hpa_t dst, hpa_t src, uint64_t size)
+{
+	for (uint64_t o = 0; o < size; o += S2_PAGE_SIZE)
+		if (frame_known(s, dst + o) && frame_known(s, src + o))
+			s->token[(dst + o) >> S2_PAGE_SHIFT] = s->token[(src + o) >> S2_PAGE_SHIFT];
+}
+
+int s2_sim_copy(void *ctx, hpa_t from, hpa_t to, uint64_t len)
+{
+	s2_sim_frame_copy(ctx, to, from, len);
+	return 0;
+}
+
+static bool same_contents(const struct s2_sim *s, hpa_t a, hpa_t b, uint64_t size)
+{
+	for (uint64_t o = 0; o < size; o += S2_PAGE_SIZE) {
+		if (!frame_known(s, a + o) || !frame_known(s, b + o))
+			return false;
+		if (s->token[(a + o) >> S2_PAGE_SHIFT] != s->token[(b + o) >> S2_PAGE_SHIFT])
+			return false;
+	}
+	return true;
+}
+
+static bool overlaps(const struct sim_tlbe *e, gpa_t gpa, uint64_t size)
+{
+	return e->valid && e->base < gpa + size && gpa < e->base + e->size;
+}
+
+static void touch_frame(struct s2_sim *s, gpa_t gpa, hpa_t pa, bool write)
+{
+	if (!frame_known(s, pa))
+		return;
+	if (s->freed[pa >> S2_PAGE_SHIFT])
+		violation(s, SIM_UAF, gpa, "the frame was freed");
+	else if (write)
+		s->token[pa >> S2_PAGE_SHIFT] = ++s->next_token;
+}
+
+int s2_sim_access(struct s2_sim *s, unsigned agent, gpa_t gpa, bool write)
+{
+	struct sim_agent *a = &s->agents[agent];
+	struct sim_tlbe *e;
+	struct s2_leaf l;
+	unsigned lvl;
+
+	s->accesses++;
+	for (unsigned i = 0; i < SIM_TLB_ENTRIES; i++) {
+		e = &a->e[i];
+		if (!overlaps(e, gpa, 1))
+			continue;
+		if (write && !(e->perm & S2_PERM_W)) {
+			e->valid = false; /* permission fault: the entry is dropped, re-walk */
+			break;
+		}
+		touch_frame(s, gpa, e->oa + (gpa - e->base), write);
+		return 0;
+	}
+	if (s2_walk(s->map, gpa, &l, &lvl)) {
+		s->faults++;
+		return -EFAULT;
+	}
+	if (write && !(l.perm & S2_PERM_W)) {
+		s->faults++;
+		return -EACCES;
+	}
+	e = &a->e[a->next];
+	a->next = (a->next + 1) % SIM_TLB_ENTRIES;
+	e->size = s2_level_size(lvl);
+	e->base = gpa & ~(e->size - 1);
+	e->oa = l.oa;
+	e->perm = l.perm;
+	e->valid = true;
+	touch_frame(s, gpa, l.oa + (gpa - e->base), write);
+	return 0;
+}
+
+static void sim_tlbi(void *ctx, gpa_t gpa, uint64_t size)
+{
+	struct s2_sim *s = ctx;
+
+	s->tlbi_calls++;
+	for (unsigned i = 0; i < s->nr_agents; i++)
+		for (unsigned j = 0; j < SIM_TLB_ENTRIES; j++)
+			if (overlaps(&s->agents[i].e[j], gpa, size)) {
+				s->agents[i].e[j].valid = false;
+				s->tlbi_entries++;
+			}
+}
+
+static bool any_cached(const struct s2_sim *s, gpa_t gpa, uint64_t size)
+{
+	for (unsigned i = 0; i < s->nr_agents; i++)
+		for (unsigned j = 0; j < SIM_TLB_ENTRIES; j++)
+			if (overlaps(&s->agents[i].e[j], gpa, size))
+				return true;
+	return false;
+}
+
+static void sim_pte_write(void *ctx, gpa_t gpa, unsigned level, uint64_t old, uint64_t new_pte)
+{
+	struct s2_sim *s = ctx;
+	const struct s2_format *f = s->map->fmt;
+	enum s2_pte_kind ko = f->kind(old, level), kn = f->kind(new_pte, level);
+	uint64_t size = s2_level_size(level);
+
+	if (!s->arm_rules || ko == S2_PTE_INVALID || kn == S2_PTE_INVALID)
+		return;
+	if (ko == S2_PTE_LEAF && kn == S2_PTE_LEAF) {
+		struct s2_leaf lo, ln;
+
+		f->leaf(old, level, &lo);
+		f->leaf(new_pte, level, &ln);
+		if (lo.oa == ln.oa)
+			return;
+		if (lo.perm != ln.perm)
+			violation(s, SIM_PERM_AND_OA, gpa, "one write changed both");
+		if ((lo.perm & S2_PERM_W) || (ln.perm & S2_PERM_W) ||
+		    !same_contents(s, lo.oa, ln.oa, size))
+			violation(s, SIM_OA_NO_BBM, gpa,
+				  (lo.perm | ln.perm) & S2_PERM_W ? "a writable entry"
+								  : "contents differ");
+		return;
+	}
+	if (ko != kn && s->bbm_level < 2 && any_cached(s, gpa, size))
+		violation(s, SIM_TLB_CONFLICT, gpa,
+			  ko == S2_PTE_LEAF ? "block replaced by a table while cached"
+					    : "table replaced by a block while cached");
+}
+
+/* The batch claims its changes done: nothing writable that the map no longer allows may
+ * remain cached. */
+static void sim_commit(void *ctx, const struct s2_batch *b)
+{
+	struct s2_sim *s = ctx;
+
+	for (size_t c = 0; c < b->n; c++) {
+		const struct s2_change *ch = &b->v[c];
+
+		if (ch->inv == S2_INV_NONE)
+			continue;
+		for (unsigned i = 0; i < s->nr_agents; i++) {
+			for (unsigned j = 0; j < SIM_TLB_ENTRIES; j++) {
+				const struct sim_tlbe *e = &s->agents[i].e[j];
+				struct s2_leaf l;
+				unsigned lvl;
+
+				if (!overlaps(e, ch->gpa, ch->size) || !(e->perm & S2_PERM_W))
+					continue;
+				if (s2_walk(s->map, e->base, &l, &lvl) || !(l.perm & S2_PERM_W) ||
+				    l.oa + (e->base - (e->base & ~(s2_level_size(lvl) - 1))) !=
+					    e->oa)
+					violation(s, SIM_STALE_WRITABLE, e->base,
+						  "still cached after commit");
+			}
+		}
+	}
+}
+
+const struct s2_backend_ops s2_sim_ops = {
+	.pte_write = sim_pte_write,
+	.tlbi = sim_tlbi,
+	.commit = sim_commit,
+};

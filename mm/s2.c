@@ -1,0 +1,756 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The stage-2 map, written once for every format in arch/. Every update runs twice over
+ * its range: a dry run that checks preconditions and counts the table pages it will need,
+ * then, once those are reserved, the real run, which cannot fail. So every error return
+ * leaves the map exactly as it was.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mm/s2.h"
+
+#define MIN(a, b) ((a) < (b) ? (a) : (b))
+
+/* ---- table pages ---- */
+
+static uint64_t *tbl(const struct s2_map *m, hpa_t pa)
+{
+	return m->tables.pages[(pa - S2_TABLE_BASE) >> S2_PAGE_SHIFT];
+}
+
+/* Make sure @n table pages can be taken without failing. Returns 0 or -ENOMEM. */
+static int tables_reserve(struct s2_map *m, size_t n)
+{
+	struct s2_tables *t = &m->tables;
+
+	if (m->max_tables && t->used + n > m->max_tables)
+		return -ENOMEM;
+	while (t->nfree < n) {
+		uint64_t *page;
+
+		if (t->nr == t->cap) {
+			size_t cap = t->cap ? t->cap * 2 : 64;
+			uint64_t **pages = realloc(t->pages, cap * sizeof(*pages));
+			size_t *fr;
+
+			if (!pages)
+				return -ENOMEM;
+			t->pages = pages;
+			fr = realloc(t->free, cap * sizeof(*fr));
+			if (!fr)
+				return -ENOMEM;
+			t->free = fr;
+			t->cap = cap;
+		}
+		page = aligned_alloc(S2_PAGE_SIZE, S2_PAGE_SIZE);
+		if (!page)
+			return -ENOMEM;
+		t->pages[t->nr] = page;
+		t->free[t->nfree++] = t->nr++;
+	}
+	return 0;
+}
+
+/* Take a reserved, zeroed (all-invalid) table page. Cannot fail after tables_reserve(). */
+static hpa_t table_get(struct s2_map *m)
+{
+	struct s2_tables *t = &m->tables;
+	size_t idx = t->free[--t->nfree];
+
+	memset(t->pages[idx], 0, S2_PAGE_SIZE);
+	t->used++;
+	m->stats.tables = t->used;
+	if (t->used > m->stats.tables_peak)
+		m->stats.tables_peak = t->used;
+	return S2_TABLE_BASE + ((hpa_t)idx << S2_PAGE_SHIFT);
+}
+
+static void table_put(struct s2_map *m, hpa_t pa)
+{
+	struct s2_tables *t = &m->tables;
+
+	t->free[t->nfree++] = (size_t)((pa - S2_TABLE_BASE) >> S2_PAGE_SHIFT);
+	t->used--;
+	m->stats.tables = t->used;
+}
+
+/* ---- batches ---- */
+
+void s2_batch_init(struct s2_batch *b)
+{
+	memset(b, 0, sizeof(*b));
+}
+
+void s2_batch_free(struct s2_batch *b)
+{
+	free(b->v);
+	free(b->free_tables);
+	memset(b, 0, sizeof(*b));
+}
+
+/* Room to record every table the map could free in one update, so that an update never
+ * fails half-way because of the batch. Returns 0 or -ENOMEM. */
+static int batch_prepare(const struct s2_map *m, struct s2_batch *b)
+{
+	size_t want = b->nfree + m->tables.used + 1;
+
+	if (b->capfree < want) {
+		hpa_t *v = realloc(b->free_tables, want * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		b->free_tables = v;
+		b->capfree = want;
+	}
+	return 0;
+}
+
+static void batch_add(struct s2_batch *b, enum s2_op op, gpa_t gpa, uint64_t size, unsigned level,
+		      enum s2_inv inv, bool bbm)
+{
+	if (b->n) {
+		struct s2_change *l = &b->v[b->n - 1];
+
+		if (l->op == op && l->inv == inv && l->bbm == bbm && l->level == level &&
+		    l->gpa + l->size == gpa) {
+			l->size += size;
+			return;
+		}
+	}
+	if (b->n == b->cap) {
+		size_t cap = b->cap ? b->cap * 2 : 32;
+		struct s2_change *v = realloc(b->v, cap * sizeof(*v));
+
+		if (!v) {
+			b->overflow = true; /* commit falls back to invalidating everything */
+			return;
+		}
+		b->v = v;
+		b->cap = cap;
+	}
+	b->v[b->n++] = (struct s2_change){ .gpa = gpa, .size = size, .op = (uint8_t)op,
+					   .inv = (uint8_t)inv, .level = (uint8_t)level, .bbm = bbm };
+}
+
+/* ---- entry writes ---- */
+
+static uint64_t pte_get(const uint64_t *p)
+{
+	return __atomic_load_n(p, __ATOMIC_ACQUIRE);
+}
+
+static void pte_set(struct s2_map *m, uint64_t *p, gpa_t slot, unsigned level, uint64_t v)
+{
+	if (m->be && m->be->pte_write)
+		m->be->pte_write(m->be_ctx, slot, level, pte_get(p), v);
+	__atomic_store_n(p, v, __ATOMIC_RELEASE);
+}
+
+static void do_tlbi(struct s2_map *m, gpa_t gpa, uint64_t size)
+{
+	m->stats.tlbi++;
+	if (m->be && m->be->tlbi)
+		m->be->tlbi(m->be_ctx, gpa, size);
+}
+
+/* Does changing a live entry's block size (block <-> table) need break-before-make? */
+static bool level_change_needs_bbm(const struct s2_map *m)
+{
+	return m->fmt->needs_bbm && m->bbm_level < 2;
+}
+
+/* The "break": invalid entry, then invalidate, before anything new is written. */
+static void pte_break(struct s2_map *m, uint64_t *p, gpa_t slot, unsigned level)
+{
+	pte_set(m, p, slot, level, 0);
+	do_tlbi(m, slot, s2_level_size(level));
+	m->stats.bbm++;
+}
+
+static unsigned slot_idx(gpa_t gpa, unsigned level)
+{
+	return (unsigned)((gpa >> s2_level_shift(level)) & (S2_PTES_PER_TABLE - 1));
+}
+
+/* ---- set-up ---- */
+
+int s2_map_init(struct s2_map *m, const struct s2_map_config *cfg)
+{
+	int r;
+
+	memset(m, 0, sizeof(*m));
+	if (!cfg->fmt || cfg->ipa_bits < 32 || cfg->ipa_bits > 48 || cfg->bbm_level > 2)
+		return -EINVAL;
+	m->fmt = cfg->fmt;
+	m->ipa_bits = cfg->ipa_bits;
+	m->start_level = cfg->fmt->start_level(cfg->ipa_bits);
+	m->bbm_level = cfg->bbm_level;
+	m->max_tables = cfg->max_tables;
+	m->be = cfg->be;
+	m->be_ctx = cfg->be_ctx;
+	r = tables_reserve(m, 1);
+	if (r) {
+		s2_map_destroy(m);
+		return r;
+	}
+	m->root = table_get(m);
+	return 0;
+}
+
+void s2_map_destroy(struct s2_map *m)
+{
+	for (size_t i = 0; i < m->tables.nr; i++)
+		free(m->tables.pages[i]);
+	free(m->tables.pages);
+	free(m->tables.free);
+	memset(&m->tables, 0, sizeof(m->tables));
+}
+
+static int check_range(const struct s2_map *m, gpa_t gpa, uint64_t size)
+{
+	if (!size || (gpa | size) & (S2_PAGE_SIZE - 1) || gpa + size < gpa ||
+	    gpa + size > (1ull << m->ipa_bits))
+		return -EINVAL;
+	return 0;
+}
+
+static int check_perm(unsigned perm)
+{
+	return (perm & S2_PERM_R) && !(perm & ~(unsigned)S2_PERM_RWX) ? 0 : -EINVAL;
+}
+
+/* ---- map ---- */
+
+static bool leaf_fits(const struct s2_map *m, unsigned level, gpa_t ss, gpa_t se, hpa_t pa)
+{
+	uint64_t sz = s2_level_size(level);
+
+	if (level != 3 && !(m->fmt->block_levels & (1u << level)))
+		return false;
+	return (ss & (sz - 1)) == 0 && se - ss == sz && (pa & (sz - 1)) == 0;
+}
+
+/* Any leaf in [s, e) below table @t at @level? */
+static bool range_has_leaf(const struct s2_map *m, const uint64_t *t, unsigned level, gpa_t s,
+			   gpa_t e)
+{
+	uint64_t sz = s2_level_size(level);
+
+	for (gpa_t ss = s; ss < e;) {
+		gpa_t slot = ss & ~(sz - 1), se = MIN(e, slot + sz);
+		uint64_t pte = pte_get(&t[slot_idx(ss, level)]);
+
+		switch (m->fmt->kind(pte, level)) {
+		case S2_PTE_LEAF:
+			return true;
+		case S2_PTE_TABLE:
+			if (range_has_leaf(m, tbl(m, m->fmt->table_pa(pte)), level + 1, ss, se))
+				return true;
+			break;
+		default:
+			break;
+		}
+		ss = se;
+	}
+	return false;
+}
+
+struct map_args {
+	gpa_t s0;
+	hpa_t pa0;
+	struct s2_leaf tmpl;
+	bool dry;
+	size_t need; /* dry run: table pages to allocate */
+	struct s2_batch *b;
+};
+
+/* Map [s, e) under table @t (NULL in a dry run for a table still to be allocated). */
+static void map_level(struct s2_map *m, uint64_t *t, unsigned level, gpa_t s, gpa_t e,
+		      struct map_args *a)
+{
+	uint64_t sz = s2_level_size(level);
+
+	for (gpa_t ss = s; ss < e;) {
+		gpa_t slot = ss & ~(sz - 1), se = MIN(e, slot + sz);
+		hpa_t pa = a->pa0 + (ss - a->s0);
+		uint64_t *p = t ? &t[slot_idx(ss, level)] : NULL;
+
+		if (leaf_fits(m, level, ss, se, pa)) {
+			if (!a->dry) {
+				struct s2_leaf l = a->tmpl;
+
+				l.oa = pa;
+				pte_set(m, p, slot, level, m->fmt->mk_leaf(level, &l));
+				batch_add(a->b, S2_OP_MAP, ss, sz, level, S2_INV_NONE, false);
+			}
+		} else {
+			uint64_t *child = NULL;
+
+			if (p && m->fmt->kind(pte_get(p), level) == S2_PTE_TABLE) {
+				child = tbl(m, m->fmt->table_pa(pte_get(p)));
+			} else if (a->dry) {
+				a->need++;
+			} else {
+				hpa_t np = table_get(m);
+
+				pte_set(m, p, slot, level, m->fmt->mk_table(np));
+				child = tbl(m, np);
+			}
+			map_level(m, child, level + 1, ss, se, a);
+		}
+		ss = se;
+	}
+}
+
+int s2_map_range(struct s2_map *m, gpa_t gpa, hpa_t pa, uint64_t size, unsigned perm,
+		 unsigned memtype, struct s2_batch *b)
+{
+	struct map_args a = { .s0 = gpa, .pa0 = pa, .dry = true, .b = b };
+	uint64_t *root = tbl(m, m->root);
+	int r;
+
+	if (check_range(m, gpa, size) || check_perm(perm) || memtype > S2_MT_DEVICE ||
+	    (pa & (S2_PAGE_SIZE - 1)) || pa + size < pa || pa + size > S2_TABLE_BASE)
+		return -EINVAL;
+	if (range_has_leaf(m, root, m->start_level, gpa, gpa + size))
+		return -EEXIST;
+	a.tmpl.perm = (uint8_t)perm;
+	a.tmpl.memtype = (uint8_t)memtype;
+	a.tmpl.accessed = true;
+	map_level(m, root, m->start_level, gpa, gpa + size, &a);
+	r = tables_reserve(m, a.need);
+	if (r)
+		return r;
+	r = batch_prepare(m, b);
+	if (r)
+		return r;
+	a.dry = false;
+	map_level(m, root, m->start_level, gpa, gpa + size, &a); /* no turning back */
+	return 0;
+}
+
+/* ---- unmap, protect, remap ---- */
+
+enum upd_op { UPD_UNMAP, UPD_PROTECT, UPD_REMAP };
+
+struct upd_args {
+	enum upd_op op;
+	unsigned perm; /* UPD_PROTECT */
+	gpa_t s0; /* UPD_REMAP: new_pa corresponds to s0 */
+	hpa_t pa0;
+	unsigned flags;
+	bool dry;
+	size_t need;
+	int err; /* dry run: precondition failure */
+	struct s2_batch *b;
+};
+
+static bool table_empty(const uint64_t *t)
+{
+	for (unsigned i = 0; i < S2_PTES_PER_TABLE; i++)
+		if (pte_get(&t[i]))
+			return false;
+	return true;
+}
+
+/* Replace block leaf *@p (decoded @l) by a table of next-level leaves, same translations. */
+static uint64_t *split_leaf(struct s2_map *m, uint64_t *p, gpa_t slot, unsigned level,
+			    const struct s2_leaf *l, struct s2_batch *b)
+{
+	uint64_t csz = s2_level_size(level + 1);
+	hpa_t np = table_get(m);
+	uint64_t *child = tbl(m, np);
+
+	for (unsigned i = 0; i < S2_PTES_PER_TABLE; i++) {
+		struct s2_leaf cl = *l;
+
+		cl.oa = l->oa + i * csz;
+		cl.contig = false;
+		child[i] = m->fmt->mk_leaf(level + 1, &cl); /* not yet reachable */
+	}
+	if (level_change_needs_bbm(m)) {
+		pte_break(m, p, slot, level);
+		pte_set(m, p, slot, level, m->fmt->mk_table(np));
+		batch_add(b, S2_OP_SPLIT, slot, s2_level_size(level), level, S2_INV_NONE, true);
+	} else {
+		/* Old block and new pages translate identically: a stale block is harmless
+		 * until the invalidation, which may be deferred. */
+		pte_set(m, p, slot, level, m->fmt->mk_table(np));
+		batch_add(b, S2_OP_SPLIT, slot, s2_level_size(level), level, S2_INV_DEFERRABLE,
+			  false);
+	}
+	return child;
+}
+
+static void apply_leaf(struct s2_map *m, uint64_t *p, gpa_t slot, unsigned level,
+		       const struct s2_leaf *l, struct upd_args *a)
+{
+	uint64_t sz = s2_level_size(level);
+	struct s2_leaf nl = *l;
+
+	switch (a->op) {
+	case UPD_UNMAP:
+		pte_set(m, p, slot, level, 0);
+		batch_add(a->b, S2_OP_UNMAP, slot, sz, level, S2_INV_REQUIRED, false);
+		break;
+	case UPD_PROTECT:
+		if (l->perm == a->perm)
+			break;
+		nl.perm = (uint8_t)a->perm;
+		pte_set(m, p, slot, level, m->fmt->mk_leaf(level, &nl));
+		/* Losing a permission must be invalidated; gaining one only risks a spurious
+		 * fault through a stale, stricter entry. */
+		batch_add(a->b, S2_OP_PROTECT, slot, sz, level,
+			  (l->perm & ~a->perm) ? S2_INV_REQUIRED : S2_INV_NONE, false);
+		break;
+	case UPD_REMAP: {
+		bool ro = !(l->perm & S2_PERM_W);
+		bool same = a->flags & S2_REMAP_SAME_CONTENTS;
+
+		nl.oa = a->pa0 + (slot - a->s0);
+		if (nl.oa == l->oa)
+			break;
+		if (m->fmt->needs_bbm && !(ro && same)) {
+			pte_break(m, p, slot, level);
+			pte_set(m, p, slot, level, m->fmt->mk_leaf(level, &nl));
+			batch_add(a->b, S2_OP_REMAP, slot, sz, level, S2_INV_NONE, true);
+		} else {
+			pte_set(m, p, slot, level, m->fmt->mk_leaf(level, &nl));
+			batch_add(a->b, S2_OP_REMAP, slot, sz, level,
+				  ro && same ? S2_INV_DEFERRABLE : S2_INV_REQUIRED, false);
+		}
+		break;
+	}
+	}
+}
+
+/*
+ * Apply @a to [s, e) under table @t at @level. In a dry run @t may be NULL: the table is
+ * then the split of block @vparent (which maps @vbase), and its entries are derived.
+ */
+static void upd_level(struct s2_map *m, uint64_t *t, unsigned level, gpa_t s, gpa_t e,
+		      const struct s2_leaf *vparent, gpa_t vbase, struct upd_args *a)
+{
+	uint64_t sz = s2_level_size(level);
+
+	for (gpa_t ss = s; ss < e;) {
+		gpa_t slot = ss & ~(sz - 1), se = MIN(e, slot + sz);
+		uint64_t *p = t ? &t[slot_idx(ss, level)] : NULL;
+		uint64_t pte;
+		struct s2_leaf l;
+		bool full;
+
+		if (p) {
+			pte = pte_get(p);
+		} else {
+			l = *vparent;
+			l.oa = vparent->oa + (slot - vbase);
+			pte = m->fmt->mk_leaf(level, &l);
+		}
+		switch (m->fmt->kind(pte, level)) {
+		case S2_PTE_INVALID:
+			if (a->op == UPD_REMAP)
+				a->err = -ENOENT;
+			break;
+		case S2_PTE_TABLE: {
+			uint64_t *child = tbl(m, m->fmt->table_pa(pte));
+
+			upd_level(m, child, level + 1, ss, se, NULL, 0, a);
+			if (!a->dry && a->op == UPD_UNMAP && table_empty(child)) {
+				pte_set(m, p, slot, level, 0);
+				batch_add(a->b, S2_OP_TABLE_FREE, slot, sz, level, S2_INV_REQUIRED,
+					  false);
+				a->b->free_tables[a->b->nfree++] = m->fmt->table_pa(pte);
+			}
+			break;
+		}
+		case S2_PTE_LEAF:
+			m->fmt->leaf(pte, level, &l);
+			full = ss == slot && se == slot + sz;
+			if (a->op == UPD_REMAP && ((a->pa0 + (slot - a->s0)) & (sz - 1)))
+				full = false; /* the new frames cannot hold this block */
+			if (full) {
+				if (!a->dry)
+					apply_leaf(m, p, slot, level, &l, a);
+			} else if (a->dry) {
+				a->need++;
+				upd_level(m, NULL, level + 1, ss, se, &l, slot, a);
+			} else {
+				uint64_t *child = split_leaf(m, p, slot, level, &l, a->b);
+
+				upd_level(m, child, level + 1, ss, se, NULL, 0, a);
+			}
+			break;
+		}
+		ss = se;
+	}
+}
+
+static int update(struct s2_map *m, gpa_t gpa, uint64_t size, struct upd_args *a)
+{
+	uint64_t *root = tbl(m, m->root);
+	int r;
+
+	if (check_range(m, gpa, size))
+		return -EINVAL;
+	a->dry = true;
+	upd_level(m, root, m->start_level, gpa, gpa + size, NULL, 0, a);
+	if (a->err)
+		return a->err;
+	r = tables_reserve(m, a->need);
+	if (r)
+		return r;
+	r = batch_prepare(m, a->b);
+	if (r)
+		return r;
+	a->dry = false;
+	upd_level(m, root, m->start_level, gpa, gpa + size, NULL, 0, a); /* no turning back */
+	return 0;
+}
+
+int s2_unmap(struct s2_map *m, gpa_t gpa, uint64_t size, struct s2_batch *b)
+{
+	struct upd_args a = { .op = UPD_UNMAP, .b = b };
+
+	return update(m, gpa, size, &a);
+}
+
+int s2_protect(struct s2_map *m, gpa_t gpa, uint64_t size, unsigned perm, struct s2_batch *b)
+{
+	struct upd_args a = { .op = UPD_PROTECT, .perm = perm, .b = b };
+
+	if (check_perm(perm))
+		return -EINVAL;
+	return update(m, gpa, size, &a);
+}
+
+int s2_remap(struct s2_map *m, gpa_t gpa, uint64_t size, hpa_t new_pa, unsigned flags,
+	     struct s2_batch *b)
+{
+	struct upd_args a = { .op = UPD_REMAP, .s0 = gpa, .pa0 = new_pa, .flags = flags, .b = b };
+
+	if ((new_pa & (S2_PAGE_SIZE - 1)) || new_pa + size < new_pa ||
+	    new_pa + size > S2_TABLE_BASE)
+		return -EINVAL;
+	return update(m, gpa, size, &a);
+}
+
+/* ---- split, collapse, walk ---- */
+
+/* The entry at @level covering @gpa, or NULL if the walk stops above that level. */
+static uint64_t *entry_at(const struct s2_map *m, gpa_t gpa, unsigned level)
+{
+	uint64_t *t = tbl(m, m->root);
+
+	for (unsigned l = m->start_level;; l++) {
+		uint64_t *p = &t[slot_idx(gpa, l)];
+
+		if (l == level)
+			return p;
+		if (m->fmt->kind(pte_get(p), l) != S2_PTE_TABLE)
+			return NULL;
+		t = tbl(m, m->fmt->table_pa(pte_get(p)));
+	}
+}
+
+int s2_split(struct s2_map *m, gpa_t gpa, unsigned level, struct s2_batch *b)
+{
+	uint64_t *p;
+	struct s2_leaf l;
+	int r;
+
+	if (level < m->start_level || level >= 3 || gpa >= (1ull << m->ipa_bits))
+		return -EINVAL;
+	p = entry_at(m, gpa, level);
+	if (!p || m->fmt->kind(pte_get(p), level) != S2_PTE_LEAF)
+		return -ENOENT;
+	r = tables_reserve(m, 1);
+	if (!r)
+		r = batch_prepare(m, b);
+	if (r)
+		return r;
+	m->fmt->leaf(pte_get(p), level, &l);
+	split_leaf(m, p, gpa & ~(s2_level_size(level) - 1), level, &l, b);
+	return 0;
+}
+
+int s2_collapse(struct s2_map *m, gpa_t gpa, unsigned level, struct s2_batch *b)
+{
+	uint64_t csz = s2_level_size(level + 1);
+	gpa_t slot = gpa & ~(s2_level_size(level) - 1);
+	struct s2_leaf first, l;
+	uint64_t *p, *child;
+	hpa_t old;
+	int r;
+
+	if (level < m->start_level || level >= 3 || !(m->fmt->block_levels & (1u << level)) ||
+	    gpa >= (1ull << m->ipa_bits))
+		return -EINVAL;
+	p = entry_at(m, gpa, level);
+	if (!p || m->fmt->kind(pte_get(p), level) != S2_PTE_TABLE)
+		return -ENOENT;
+	old = m->fmt->table_pa(pte_get(p));
+	child = tbl(m, old);
+	for (unsigned i = 0; i < S2_PTES_PER_TABLE; i++) {
+		if (m->fmt->kind(pte_get(&child[i]), level + 1) != S2_PTE_LEAF)
+			return -EBUSY;
+		m->fmt->leaf(pte_get(&child[i]), level + 1, &l);
+		if (i == 0) {
+			first = l;
+			if (first.oa & (s2_level_size(level) - 1))
+				return -EBUSY;
+		} else if (l.oa != first.oa + i * csz || l.perm != first.perm ||
+			   l.memtype != first.memtype) {
+			return -EBUSY;
+		}
+	}
+	r = batch_prepare(m, b);
+	if (r)
+		return r;
+	first.contig = false;
+	if (level_change_needs_bbm(m)) {
+		pte_break(m, p, slot, level);
+		pte_set(m, p, slot, level, m->fmt->mk_leaf(level, &first));
+		batch_add(b, S2_OP_COLLAPSE, slot, s2_level_size(level), level, S2_INV_NONE, true);
+	} else {
+		/* Translations are unchanged, but the old table may sit in walk caches:
+		 * it is freed only after the invalidation. */
+		pte_set(m, p, slot, level, m->fmt->mk_leaf(level, &first));
+		batch_add(b, S2_OP_COLLAPSE, slot, s2_level_size(level), level, S2_INV_REQUIRED,
+			  false);
+	}
+	b->free_tables[b->nfree++] = old;
+	return 0;
+}
+
+int s2_walk(const struct s2_map *m, gpa_t gpa, struct s2_leaf *out, unsigned *level)
+{
+	const uint64_t *t = tbl(m, m->root);
+
+	if (gpa >= (1ull << m->ipa_bits))
+		return -ENOENT;
+	for (unsigned l = m->start_level; l < S2_LEVELS; l++) {
+		uint64_t pte = pte_get(&t[slot_idx(gpa, l)]);
+
+		switch (m->fmt->kind(pte, l)) {
+		case S2_PTE_LEAF:
+			m->fmt->leaf(pte, l, out);
+			if (level)
+				*level = l;
+			return 0;
+		case S2_PTE_TABLE:
+			t = tbl(m, m->fmt->table_pa(pte));
+			break;
+		default:
+			return -ENOENT;
+		}
+	}
+	return -ENOENT;
+}
+
+/* ---- commit ---- */
+
+size_t s2_batch_commit(struct s2_map *m, struct s2_batch *b)
+{
+	size_t issued = 0;
+	gpa_t cs = 0, ce = 0;
+	bool open = false;
+
+	if (b->overflow) {
+		do_tlbi(m, 0, 1ull << m->ipa_bits);
+		issued++;
+	} else {
+		for (size_t i = 0; i < b->n; i++) {
+			const struct s2_change *c = &b->v[i];
+
+			if (c->inv == S2_INV_NONE)
+				continue;
+			if (open && c->gpa == ce) {
+				ce += c->size;
+				continue;
+			}
+			if (open) {
+				do_tlbi(m, cs, ce - cs);
+				issued++;
+			}
+			cs = c->gpa;
+			ce = c->gpa + c->size;
+			open = true;
+		}
+		if (open) {
+			do_tlbi(m, cs, ce - cs);
+			issued++;
+		}
+	}
+	if (m->be && m->be->commit)
+		m->be->commit(m->be_ctx, b);
+	for (size_t i = 0; i < b->nfree; i++)
+		table_put(m, b->free_tables[i]);
+	m->stats.commits++;
+	b->n = 0;
+	b->nfree = 0;
+	b->overflow = false;
+	return issued;
+}
+
+/* ---- the safe remap sequence ---- */
+
+int s2_remap_safe(struct s2_map *m, gpa_t gpa, uint64_t size, hpa_t new_pa, unsigned perm,
+		  s2_copy_fn copy, void *ctx)
+{
+	struct s2_batch b;
+	uint64_t off;
+	int r;
+
+	if (check_range(m, gpa, size) || check_perm(perm))
+		return -EINVAL;
+	for (off = 0; off < size;) { /* the range must be fully mapped */
+		struct s2_leaf l;
+		unsigned lvl;
+
+		if (s2_walk(m, gpa + off, &l, &lvl))
+			return -ENOENT;
+		off += s2_level_size(lvl) - ((gpa + off) & (s2_level_size(lvl) - 1));
+	}
+	s2_batch_init(&b);
+	/* 1. read-only at the same address, invalidate */
+	r = s2_protect(m, gpa, size, perm & ~(unsigned)S2_PERM_W, &b);
+	if (r)
+		goto out;
+	s2_batch_commit(m, &b);
+	/* 2. copy, leaf by leaf, from the old frames */
+	for (off = 0; off < size;) {
+		struct s2_leaf l;
+		unsigned lvl;
+		uint64_t lsz, in, n;
+
+		r = s2_walk(m, gpa + off, &l, &lvl);
+		if (r)
+			goto out_restore;
+		lsz = s2_level_size(lvl);
+		in = (gpa + off) & (lsz - 1);
+		n = MIN(lsz - in, size - off);
+		r = copy(ctx, l.oa + in, new_pa + off, n);
+		if (r)
+			goto out_restore;
+		off += n;
+	}
+	/* 3. change the address while read-only (contents identical), invalidate */
+	r = s2_remap(m, gpa, size, new_pa, S2_REMAP_SAME_CONTENTS, &b);
+	if (r)
+		goto out_restore;
+	s2_batch_commit(m, &b);
+	/* 4. writable again, invalidate */
+	r = s2_protect(m, gpa, size, perm, &b);
+	s2_batch_commit(m, &b);
+	goto out;
+out_restore:
+	/* still at the old frames with the old data: give the permissions back */
+	if (s2_protect(m, gpa, size, perm, &b) == 0)
+		s2_batch_commit(m, &b);
+out:
+	s2_batch_free(&b);
+	return r;
+}
