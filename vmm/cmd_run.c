@@ -114,7 +114,12 @@ int cmd_run(int argc, char **argv)
 		fprintf(stderr, "s2vm run: %s\n", e.msg);
 		goto out_kernel;
 	}
-	cfg.mem_size = o.mem_size;
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.mem.mem_size = o.mem_size;
+	cfg.mem.nr_nodes = o.nr_numa;
+	memcpy(cfg.mem.nodes, o.numa, sizeof(o.numa));
+	cfg.mem.nr_caps = o.nr_pools;
+	memcpy(cfg.mem.caps, o.pools, sizeof(o.pools));
 	cfg.nr_vcpus = o.vcpus;
 	cfg.guest_args = o.guest_args;
 	if (vm_create(&vm, kvm, &cfg, &e) || vm_load_kernel(&vm, &img, kernel, &e)) {
@@ -123,6 +128,15 @@ int cmd_run(int argc, char **argv)
 	}
 	free(kernel);
 	kernel = NULL;
+	for (unsigned i = 0; i < vm.mm.nr_pools; i++) {
+		const struct pool *p = &vm.mm.pools[i];
+
+		if (p->emulated)
+			fprintf(stderr,
+				"s2vm: host node %u is emulated (not on this host): its pool is a "
+				"memfd bound to node %d\n",
+				p->node, p->bound_node);
+	}
 
 	ctx.stats = o.stats;
 	code = vm_run(&vm, on_usr1, &ctx);

@@ -156,6 +156,9 @@ bool vcpu_hypercall(struct vcpu *v, uint32_t block_gpa)
 			pthread_cond_wait(&vm->stop_cond, &vm->stop_lock);
 		pthread_mutex_unlock(&vm->stop_lock);
 		return false;
+	case S2_HC_GPA_NODE:
+		ret = mm_gpa_node(&vm->mm, b.args[0]);
+		break;
 	case S2_HC_FAULT:
 		hc_fault(v, b.args);
 		return false;

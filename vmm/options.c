@@ -90,8 +90,17 @@ void run_opts_usage(FILE *f)
 		"  -m, --mem SIZE       guest RAM, a multiple of 2 MiB (default 128M).\n"
 		"                       Suffixes K, M, G, T (binary); a bare number is MiB.\n"
 		"  -c, --vcpus N        number of vCPUs, each on its own thread (default 1)\n"
-		"      --stats[=FMT]    print memory statistics at exit; FMT is text (default)\n"
-		"                       or json (one JSON object on stdout)\n"
+		"      --numa guest=ID,size=SIZE,host=NODE[,policy=P][,hosts=LIST]\n"
+		"                       a guest NUMA node backed by host node NODE; repeat\n"
+		"                       for each guest node, sizes adding up to --mem.\n"
+		"                       P: bind (default), preferred (falls back to hosts=\n"
+		"                       when NODE's pool is full) or interleave (2 MiB\n"
+		"                       frames round-robin over hosts=). LIST: 0:1 or 0-2.\n"
+		"                       Host nodes this machine lacks are emulated.\n"
+		"      --pool NODE=SIZE  cap host node NODE's pool at SIZE (default: the\n"
+		"                       node's memory)\n"
+		"      --stats[=FMT]    print memory statistics at exit (and on SIGUSR1);\n"
+		"                       FMT is text (default, stderr) or json (stdout)\n"
 		"  -h, --help           show this help and exit\n"
 		"  -V, --version        show the version and exit\n"
 		"\n"
@@ -100,8 +109,154 @@ void run_opts_usage(FILE *f)
 		"Examples:\n"
 		"  s2vm run build/guestos/hello.elf\n"
 		"  s2vm run build/guestos/memtouch.elf --mem 1G -- size=512M\n"
-		"  s2vm run build/guestos/smp.elf --vcpus 2\n",
+		"  s2vm run build/guestos/smp.elf --vcpus 2\n"
+		"  s2vm run build/guestos/numainfo.elf --mem 1G --stats \\\n"
+		"      --numa guest=0,size=512M,host=0 --numa guest=1,size=512M,host=1\n",
 		S2_EXIT_GUEST_CRASH);
+}
+
+static int node_list_parse(const char *v, struct mm_guest_node *n, struct s2_err *e)
+{
+	char *end;
+	unsigned long a, b;
+
+	n->nr_hosts = 0;
+	while (*v) {
+		a = strtoul(v, &end, 10);
+		if (end == v || a > 63)
+			return s2_err_set(e, -EINVAL, "hosts=%s: not a node list (e.g. 0:1 or 0-2)", v);
+		b = a;
+		if (*end == '-') {
+			v = end + 1;
+			b = strtoul(v, &end, 10);
+			if (end == v || b < a || b > 63)
+				return s2_err_set(e, -EINVAL, "hosts=: bad range ending '%s'", v);
+		}
+		for (unsigned long x = a; x <= b; x++) {
+			if (n->nr_hosts == MM_MAX_POOLS)
+				return s2_err_set(e, -EINVAL, "hosts=: more than %d nodes",
+						  MM_MAX_POOLS);
+			n->hosts[n->nr_hosts++] = (unsigned)x;
+		}
+		if (*end == ':')
+			end++;
+		else if (*end)
+			return s2_err_set(e, -EINVAL, "hosts=: unexpected '%s'", end);
+		v = end;
+	}
+	if (!n->nr_hosts)
+		return s2_err_set(e, -EINVAL, "hosts= is empty");
+	return 0;
+}
+
+int numa_opt_parse(const char *s, struct mm_guest_node *n, struct s2_err *e)
+{
+	char buf[256], *save = NULL, *kv;
+	bool have_id = false, have_size = false, have_host = false;
+	unsigned long v;
+	char *end;
+
+	memset(n, 0, sizeof(*n));
+	if (strlen(s) >= sizeof(buf))
+		return s2_err_set(e, -EINVAL, "--numa %s: too long", s);
+	strcpy(buf, s);
+	for (kv = strtok_r(buf, ",", &save); kv; kv = strtok_r(NULL, ",", &save)) {
+		char *val = strchr(kv, '=');
+
+		if (!val)
+			return s2_err_set(e, -EINVAL, "--numa %s: '%s' is not KEY=VALUE", s, kv);
+		*val++ = '\0';
+		if (!strcmp(kv, "guest")) {
+			v = strtoul(val, &end, 10);
+			if (!*val || *end || v >= MM_MAX_NODES)
+				return s2_err_set(e, -EINVAL, "--numa guest=%s: not a guest node ID (0..%d)",
+						  val, MM_MAX_NODES - 1);
+			n->id = (unsigned)v;
+			have_id = true;
+		} else if (!strcmp(kv, "size")) {
+			uint64_t sz;
+
+			if (s2_size_parse(val, 20, &sz))
+				return s2_err_set(e, -EINVAL, "--numa size=%s: not a size", val);
+			if (!sz || sz % (2u << 20))
+				return s2_err_set(e, -EINVAL,
+						  "--numa size=%s: must be a non-zero multiple of 2 MiB", val);
+			n->size = sz;
+			have_size = true;
+		} else if (!strcmp(kv, "host")) {
+			v = strtoul(val, &end, 10);
+			if (!*val || *end || v > 63)
+				return s2_err_set(e, -EINVAL, "--numa host=%s: not a host node (0..63)",
+						  val);
+			n->host = (unsigned)v;
+			have_host = true;
+		} else if (!strcmp(kv, "policy")) {
+			if (!strcmp(val, "bind"))
+				n->policy = MM_POLICY_BIND;
+			else if (!strcmp(val, "preferred"))
+				n->policy = MM_POLICY_PREFERRED;
+			else if (!strcmp(val, "interleave"))
+				n->policy = MM_POLICY_INTERLEAVE;
+			else
+				return s2_err_set(e, -EINVAL,
+						  "--numa policy=%s: unknown policy (bind, preferred or interleave)",
+						  val);
+		} else if (!strcmp(kv, "hosts")) {
+			int r = node_list_parse(val, n, e);
+
+			if (r)
+				return r;
+		} else {
+			return s2_err_set(e, -EINVAL,
+					  "--numa: unknown key '%s' (guest, size, host, policy, hosts)", kv);
+		}
+	}
+	if (!have_id || !have_size)
+		return s2_err_set(e, -EINVAL, "--numa %s: needs guest=ID and size=SIZE", s);
+	if (n->policy == MM_POLICY_INTERLEAVE) {
+		if (!n->nr_hosts)
+			return s2_err_set(e, -EINVAL, "--numa %s: interleave needs hosts=LIST", s);
+		if (!have_host)
+			n->host = n->hosts[0];
+	} else if (!have_host) {
+		return s2_err_set(e, -EINVAL, "--numa %s: needs host=NODE", s);
+	}
+	return 0;
+}
+
+static int pool_opt_parse(const char *s, struct mm_pool_cap *c, struct s2_err *e)
+{
+	char *end;
+	unsigned long node = strtoul(s, &end, 10);
+
+	if (end == s || *end != '=' || node > 63)
+		return s2_err_set(e, -EINVAL, "--pool %s: expected NODE=SIZE, e.g. 1=512M", s);
+	if (s2_size_parse(end + 1, 20, &c->bytes) || c->bytes < (2u << 20))
+		return s2_err_set(e, -EINVAL, "--pool %s: size must be at least 2 MiB", s);
+	c->node = (unsigned)node;
+	return 0;
+}
+
+/* Sort --numa nodes by guest ID and check each ID 0..n-1 appears exactly once. */
+static int numa_check_ids(struct run_opts *o, struct s2_err *e)
+{
+	struct mm_guest_node sorted[MM_MAX_NODES];
+	bool seen[MM_MAX_NODES] = { false };
+
+	for (unsigned i = 0; i < o->nr_numa; i++) {
+		unsigned id = o->numa[i].id;
+
+		if (seen[id])
+			return s2_err_set(e, -EINVAL, "--numa guest=%u given more than once", id);
+		seen[id] = true;
+		if (id >= o->nr_numa)
+			return s2_err_set(e, -EINVAL,
+					  "--numa guest=%u: with %u guest nodes the IDs must be 0..%u",
+					  id, o->nr_numa, o->nr_numa - 1);
+		sorted[id] = o->numa[i];
+	}
+	memcpy(o->numa, sorted, o->nr_numa * sizeof(sorted[0]));
+	return 0;
 }
 
 static char *join_words(int n, char **w)
@@ -129,6 +284,8 @@ int run_opts_parse(int argc, char **argv, struct run_opts *o, struct s2_err *e)
 		{ "mem", required_argument, NULL, 'm' },
 		{ "vcpus", required_argument, NULL, 'c' },
 		{ "stats", optional_argument, NULL, 'S' },
+		{ "numa", required_argument, NULL, 'N' },
+		{ "pool", required_argument, NULL, 'P' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -191,6 +348,23 @@ int run_opts_parse(int argc, char **argv, struct run_opts *o, struct s2_err *e)
 				return s2_err_set(e, -EINVAL,
 						  "--stats=%s: unknown format (text or json)", optarg);
 			break;
+		case 'N':
+			if (o->nr_numa == MM_MAX_NODES)
+				return s2_err_set(e, -EINVAL, "--numa: at most %d guest nodes",
+						  MM_MAX_NODES);
+			r = numa_opt_parse(optarg, &o->numa[o->nr_numa], e);
+			if (r)
+				return r;
+			o->nr_numa++;
+			break;
+		case 'P':
+			if (o->nr_pools == MM_MAX_POOLS)
+				return s2_err_set(e, -EINVAL, "--pool: at most %d", MM_MAX_POOLS);
+			r = pool_opt_parse(optarg, &o->pools[o->nr_pools], e);
+			if (r)
+				return r;
+			o->nr_pools++;
+			break;
 		case 'h':
 			return RUN_OPTS_HELP;
 		case 'V':
@@ -204,6 +378,9 @@ int run_opts_parse(int argc, char **argv, struct run_opts *o, struct s2_err *e)
 			return s2_err_set(e, -EINVAL, "unknown option %s", argv[optind - 1]);
 		}
 	}
+	r = numa_check_ids(o, e);
+	if (r)
+		return r;
 	if (optind >= nargs)
 		return s2_err_set(e, -EINVAL, "missing KERNEL (an ELF64 guest image)");
 	if (optind + 1 < nargs)

@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "mm/mm.h"
 #include "vmm/err.h"
 
 /*
@@ -16,6 +17,14 @@
  * Returns 0, -EINVAL for malformed text, or -ERANGE if the result overflows 64 bits.
  */
 int s2_size_parse(const char *s, unsigned default_shift, uint64_t *out)
+	__attribute__((warn_unused_result));
+
+/*
+ * Parse one --numa value: guest=ID,size=SIZE,host=NODE[,policy=bind|preferred|interleave]
+ * [,hosts=LIST]. LIST is NODE[:NODE...] or a range A-B. interleave may omit host=
+ * (hosts= is required); preferred uses hosts= as its fallbacks. Returns 0 or -EINVAL.
+ */
+int numa_opt_parse(const char *s, struct mm_guest_node *n, struct s2_err *e)
 	__attribute__((warn_unused_result));
 
 /* Format @bytes as "512 MiB", "1.5 GiB", "4 KiB" or "12 B" into @buf. Returns @buf. */
@@ -29,6 +38,10 @@ struct run_opts {
 	unsigned vcpus; /* >= 1; the KVM limit is checked when the VM is created */
 	char *guest_args; /* malloc'ed, "" when none; space-joined words after "--" */
 	enum run_stats_mode stats;
+	unsigned nr_numa; /* --numa, sorted by guest ID */
+	struct mm_guest_node numa[MM_MAX_NODES];
+	unsigned nr_pools; /* --pool NODE=SIZE */
+	struct mm_pool_cap pools[MM_MAX_POOLS];
 };
 
 #define RUN_OPTS_DEFAULT_MEM (128ull << 20)

@@ -1,21 +1,11 @@
 // SPDX-License-Identifier: MIT
+/* `--stats`: per-host-node and per-guest-node memory tables, text or one JSON object. */
 #include <inttypes.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include <json-c/json.h>
 
 #include "vmm/stats.h"
-
-/* Bytes of guest RAM the host has actually allocated (pages the guest or VMM touched). */
-static uint64_t guest_resident_bytes(struct vm *vm)
-{
-	struct stat st;
-
-	if (vm->mem_fd < 0 || fstat(vm->mem_fd, &st) < 0)
-		return 0;
-	return (uint64_t)st.st_blocks * 512;
-}
 
 /* A field of /proc/self/status in KiB, converted to bytes (0 if missing). */
 static uint64_t proc_status_bytes(const char *field)
@@ -37,51 +27,141 @@ static uint64_t proc_status_bytes(const char *field)
 	return kib * 1024;
 }
 
-void vm_stats_print(struct vm *vm, enum run_stats_mode mode, FILE *f)
+static const char *const policy_names[] = { "bind", "preferred", "interleave" };
+
+#define MIB(x) ((double)(x) / (1 << 20))
+
+static json_object *stats_json(struct vm *vm)
 {
-	uint64_t resident = guest_resident_bytes(vm);
-	uint64_t rss_anon = proc_status_bytes("RssAnon");
-	uint64_t rss_file = proc_status_bytes("RssFile");
-	uint64_t hwm = proc_status_bytes("VmHWM");
-	uint64_t exits = 0, hcalls = 0;
-	char a[32], b[32], c[32];
+	const struct mm *mm = &vm->mm;
+	json_object *o = json_object_new_object(), *g = json_object_new_object();
+	json_object *p = json_object_new_object(), *hosts = json_object_new_array();
+	json_object *gnodes = json_object_new_array(), *mem = json_object_new_object();
+	uint64_t exits = 0, hcalls = 0, resident = 0;
 
 	for (unsigned i = 0; i < vm->nr_vcpus; i++) {
 		exits += __atomic_load_n(&vm->vcpus[i].exits, __ATOMIC_RELAXED);
 		hcalls += __atomic_load_n(&vm->vcpus[i].hypercalls, __ATOMIC_RELAXED);
 	}
+	for (unsigned i = 0; i < mm->nr_pools; i++) {
+		const struct pool *pl = &mm->pools[i];
+		json_object *h = json_object_new_object();
+		uint64_t res = pool_resident_bytes(pl);
+
+		resident += res;
+		json_object_object_add(h, "node", json_object_new_int((int)pl->node));
+		json_object_object_add(h, "real", json_object_new_boolean(!pl->emulated));
+		json_object_object_add(h, "bound_node", json_object_new_int(pl->bound_node));
+		json_object_object_add(h, "frames_used",
+				       json_object_new_uint64(pl->nr_frames - pl->nr_free));
+		json_object_object_add(h, "frames_free", json_object_new_uint64(pl->nr_free));
+		json_object_object_add(h, "used_bytes",
+				       json_object_new_uint64((pl->nr_frames - pl->nr_free) << 12));
+		json_object_object_add(h, "capacity_bytes",
+				       json_object_new_uint64(pl->nr_frames << 12));
+		json_object_object_add(h, "resident_bytes", json_object_new_uint64(res));
+		json_object_array_add(hosts, h);
+	}
+	for (unsigned i = 0; i < mm->cfg.nr_nodes; i++) {
+		const struct mm_guest_node *n = &mm->cfg.nodes[i];
+		json_object *gn = json_object_new_object(), *pl = json_object_new_object();
+
+		json_object_object_add(gn, "id", json_object_new_int((int)n->id));
+		json_object_object_add(gn, "gpa_start", json_object_new_uint64(n->gpa));
+		json_object_object_add(gn, "size_bytes", json_object_new_uint64(n->size));
+		json_object_object_add(gn, "policy", json_object_new_string(policy_names[n->policy]));
+		for (unsigned k = 0; k < mm->nr_pools; k++) {
+			char key[16];
+
+			snprintf(key, sizeof(key), "%u", mm->pools[k].node);
+			json_object_object_add(pl, key, json_object_new_uint64(n->placed[k]));
+		}
+		json_object_object_add(gn, "bytes_on_host_node", pl);
+		json_object_array_add(gnodes, gn);
+	}
+	json_object_object_add(mem, "host_nodes", hosts);
+	json_object_object_add(mem, "guest_nodes", gnodes);
+	json_object_object_add(mem, "frame_table_bytes",
+			       json_object_new_uint64(frame_table_bytes(&mm->ft)));
+	json_object_object_add(mem, "s2_table_bytes",
+			       json_object_new_uint64(s2_map_table_bytes(&mm->map)));
+	json_object_object_add(mem, "alias_mmap_calls",
+			       json_object_new_uint64(mm->alias_stats.mmap_calls));
+	json_object_object_add(mem, "alias_mprotect_calls",
+			       json_object_new_uint64(mm->alias_stats.mprotect_calls));
+	json_object_object_add(mem, "build_ns", json_object_new_uint64(mm->build_ns));
+
+	json_object_object_add(g, "mem_bytes", json_object_new_uint64(vm->mem_size));
+	json_object_object_add(g, "resident_bytes", json_object_new_uint64(resident));
+	json_object_object_add(g, "vcpus", json_object_new_int((int)vm->nr_vcpus));
+	json_object_object_add(g, "exits", json_object_new_uint64(exits));
+	json_object_object_add(g, "hypercalls", json_object_new_uint64(hcalls));
+	if (vm->first_exit_ns)
+		json_object_object_add(g, "create_to_exit_ns",
+				       json_object_new_uint64(vm->first_exit_ns - vm->boot_ns));
+	json_object_object_add(o, "guest", g);
+	json_object_object_add(p, "rss_anon_bytes",
+			       json_object_new_uint64(proc_status_bytes("RssAnon")));
+	json_object_object_add(p, "rss_file_bytes",
+			       json_object_new_uint64(proc_status_bytes("RssFile")));
+	json_object_object_add(p, "peak_rss_bytes", json_object_new_uint64(proc_status_bytes("VmHWM")));
+	json_object_object_add(o, "vmm", p);
+	json_object_object_add(o, "memory", mem);
+	return o;
+}
+
+void vm_stats_print(struct vm *vm, enum run_stats_mode mode, FILE *f)
+{
+	const struct mm *mm = &vm->mm;
+	json_object *o = stats_json(vm), *g, *v;
+	char a[32], b[32], c[32];
 
 	if (mode == RUN_STATS_JSON) {
-		json_object *o = json_object_new_object();
-		json_object *g = json_object_new_object();
-		json_object *p = json_object_new_object();
-
-		json_object_object_add(g, "mem_bytes", json_object_new_uint64(vm->mem_size));
-		json_object_object_add(g, "resident_bytes", json_object_new_uint64(resident));
-		json_object_object_add(g, "vcpus", json_object_new_int((int)vm->nr_vcpus));
-		json_object_object_add(g, "exits", json_object_new_uint64(exits));
-		json_object_object_add(g, "hypercalls", json_object_new_uint64(hcalls));
-		if (vm->first_exit_ns)
-			json_object_object_add(g, "create_to_exit_ns",
-					       json_object_new_uint64(vm->first_exit_ns -
-								      vm->boot_ns));
-		json_object_object_add(o, "guest", g);
-		json_object_object_add(p, "rss_anon_bytes", json_object_new_uint64(rss_anon));
-		json_object_object_add(p, "rss_file_bytes", json_object_new_uint64(rss_file));
-		json_object_object_add(p, "peak_rss_bytes", json_object_new_uint64(hwm));
-		json_object_object_add(o, "vmm", p);
 		fprintf(f, "%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
-		json_object_put(o);
 		fflush(f);
+		json_object_put(o);
 		return;
 	}
-	fprintf(f, "s2vm stats:\n");
-	fprintf(f, "  guest RAM          %s (%s resident)\n",
-		s2_size_format(vm->mem_size, a, sizeof(a)), s2_size_format(resident, b, sizeof(b)));
+	json_object_object_get_ex(o, "guest", &g);
+	json_object_object_get_ex(o, "vmm", &v);
+	fprintf(f, "s2vm stats\n");
+	fprintf(f, "  host node  kind      bound  used MiB  free MiB  frames used  resident MiB\n");
+	for (unsigned i = 0; i < mm->nr_pools; i++) {
+		const struct pool *p = &mm->pools[i];
+
+		fprintf(f, "  %9u  %-8s  %5d  %8.0f  %8.0f  %11" PRIu64 "  %12.1f\n", p->node,
+			p->emulated ? "emulated" : "real", p->bound_node,
+			MIB((p->nr_frames - p->nr_free) << 12), MIB(p->nr_free << 12),
+			p->nr_frames - p->nr_free, MIB(pool_resident_bytes(p)));
+	}
+	fprintf(f, "  guest node  GPA range                      policy      MiB on host nodes\n");
+	for (unsigned i = 0; i < mm->cfg.nr_nodes; i++) {
+		const struct mm_guest_node *n = &mm->cfg.nodes[i];
+		char where[128] = "";
+		size_t len = 0;
+
+		for (unsigned k = 0; k < mm->nr_pools; k++)
+			if (n->placed[k])
+				len += (size_t)snprintf(where + len, sizeof(where) - len, "%s%u:%.0f",
+							len ? " " : "", mm->pools[k].node,
+							MIB(n->placed[k]));
+		fprintf(f, "  %10u  [%#012" PRIx64 ", %#012" PRIx64 ")  %-10s  %s\n", n->id, n->gpa,
+			n->gpa + n->size, policy_names[n->policy], where);
+	}
+	fprintf(f, "  frame table        %s (%u B per 4 KiB frame, %.2f MiB per GiB)\n",
+		s2_size_format(frame_table_bytes(&mm->ft), a, sizeof(a)),
+		(unsigned)sizeof(struct frame),
+		MIB(frame_table_bytes(&mm->ft)) / ((double)vm->mem_size / (1 << 30)));
+	fprintf(f, "  stage-2 tables     %s\n", s2_size_format(s2_map_table_bytes(&mm->map), a, sizeof(a)));
+	fprintf(f, "  alias calls        %" PRIu64 " mmap, %" PRIu64 " mprotect; built in %.2f ms\n",
+		mm->alias_stats.mmap_calls, mm->alias_stats.mprotect_calls, (double)mm->build_ns / 1e6);
 	fprintf(f, "  vCPUs              %u, %" PRIu64 " exits, %" PRIu64 " hypercalls\n",
-		vm->nr_vcpus, exits, hcalls);
-	fprintf(f, "  VMM RSS            %s anon + %s file (peak total %s incl. guest RAM)\n",
-		s2_size_format(rss_anon, a, sizeof(a)), s2_size_format(rss_file, b, sizeof(b)),
-		s2_size_format(hwm, c, sizeof(c)));
+		vm->nr_vcpus, json_object_get_uint64(json_object_object_get(g, "exits")),
+		json_object_get_uint64(json_object_object_get(g, "hypercalls")));
+	fprintf(f, "  VMM RSS            %s anon + %s file (peak %s incl. touched guest RAM)\n",
+		s2_size_format(json_object_get_uint64(json_object_object_get(v, "rss_anon_bytes")), a, sizeof(a)),
+		s2_size_format(json_object_get_uint64(json_object_object_get(v, "rss_file_bytes")), b, sizeof(b)),
+		s2_size_format(json_object_get_uint64(json_object_object_get(v, "peak_rss_bytes")), c, sizeof(c)));
 	fflush(f);
+	json_object_put(o);
 }

@@ -88,45 +88,31 @@ static int vm_max_vcpus(int kvm_fd)
 	return n;
 }
 
-/* Guest RAM: a memfd mapped shared into a 2 MiB-aligned alias, one memslot at GPA 0. */
-static int vm_ram_create(struct vm *vm, struct s2_err *e)
+/* Guest RAM: the memory manager places it on host node pools and maps it into one
+ * alias, registered as a single memslot at GPA 0. */
+static int vm_ram_create(struct vm *vm, const struct mm_config *mc, struct s2_err *e)
 {
 	struct kvm_userspace_memory_region slot;
 	struct sysinfo si;
-	uintptr_t base;
 	char a[32], b[32];
+	int r;
 
 	if (sysinfo(&si) == 0 && vm->mem_size > (uint64_t)si.totalram * si.mem_unit)
 		return s2_err_set(e, -ENOMEM, "--mem %s is more than this host's %s of RAM",
 				  s2_size_format(vm->mem_size, a, sizeof(a)),
 				  s2_size_format((uint64_t)si.totalram * si.mem_unit, b,
 						 sizeof(b)));
-	vm->mem_fd = memfd_create("s2vm-guest-ram", MFD_CLOEXEC);
-	if (vm->mem_fd < 0)
-		return s2_err_set(e, -errno, "memfd_create: %s", strerror(errno));
-	if (ftruncate(vm->mem_fd, (off_t)vm->mem_size) < 0)
-		return s2_err_set(e, -errno, "cannot size guest RAM to %s: %s",
-				  s2_size_format(vm->mem_size, a, sizeof(a)), strerror(errno));
-
-	vm->alias_len = vm->mem_size + MIB2;
-	vm->alias_base = mmap(NULL, vm->alias_len, PROT_NONE,
-			      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (vm->alias_base == MAP_FAILED) {
-		vm->alias_base = NULL;
-		return s2_err_set(e, -ENOMEM, "cannot reserve %s of address space for guest RAM",
-				  s2_size_format(vm->mem_size, a, sizeof(a)));
-	}
-	base = ((uintptr_t)vm->alias_base + MIB2 - 1) & ~(uintptr_t)(MIB2 - 1);
-	if (mmap((void *)base, vm->mem_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED,
-		 vm->mem_fd, 0) == MAP_FAILED)
-		return s2_err_set(e, -errno, "cannot map guest RAM: %s", strerror(errno));
-	vm->ram = (unsigned char *)base;
+	vm->mm_created = true;
+	r = mm_create(&vm->mm, mc);
+	if (r)
+		return s2_err_set(e, r, "%s", vm->mm.err);
+	vm->ram = vm->mm.alias;
 
 	memset(&slot, 0, sizeof(slot));
 	slot.slot = 0;
 	slot.guest_phys_addr = 0;
 	slot.memory_size = vm->mem_size;
-	slot.userspace_addr = (uint64_t)base;
+	slot.userspace_addr = (uint64_t)(uintptr_t)vm->ram;
 	if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &slot) < 0)
 		return s2_err_set(e, -errno, "KVM_SET_USER_MEMORY_REGION (%s at GPA 0): %s",
 				  s2_size_format(vm->mem_size, a, sizeof(a)), strerror(errno));
@@ -141,11 +127,11 @@ int vm_create(struct vm *vm, int kvm_fd, const struct vm_config *cfg, struct s2_
 	memset(vm, 0, sizeof(*vm));
 	vm->boot_ns = vm_now_ns();
 	vm->kvm_fd = kvm_fd;
-	vm->vm_fd = vm->mem_fd = vm->done_efd = -1;
+	vm->vm_fd = vm->done_efd = -1;
 	pthread_mutex_init(&vm->out_lock, NULL);
 	pthread_mutex_init(&vm->stop_lock, NULL);
 	pthread_cond_init(&vm->stop_cond, NULL);
-	vm->mem_size = cfg->mem_size;
+	vm->mem_size = cfg->mem.mem_size;
 	vm->nr_vcpus = cfg->nr_vcpus;
 
 	max = vm_max_vcpus(kvm_fd);
@@ -154,11 +140,11 @@ int vm_create(struct vm *vm, int kvm_fd, const struct vm_config *cfg, struct s2_
 	if (cfg->nr_vcpus == 0 || cfg->nr_vcpus > (unsigned)max)
 		return s2_err_set(e, -EINVAL, "--vcpus %u: this host allows 1 to %d vCPUs per VM",
 				  cfg->nr_vcpus, max);
-	if (cfg->mem_size == 0 || cfg->mem_size % MIB2)
+	if (vm->mem_size == 0 || vm->mem_size % MIB2)
 		return s2_err_set(e, -EINVAL, "--mem must be a non-zero multiple of 2 MiB");
-	if (cfg->mem_size > S2_PD_MAX << 30)
+	if (vm->mem_size > S2_PD_MAX << 30)
 		return s2_err_set(e, -EINVAL, "--mem %s: s2vm maps at most %llu GiB of guest RAM",
-				  s2_size_format(cfg->mem_size, a, sizeof(a)), S2_PD_MAX);
+				  s2_size_format(vm->mem_size, a, sizeof(a)), S2_PD_MAX);
 	vm->guest_args = strdup(cfg->guest_args ? cfg->guest_args : "");
 	if (!vm->guest_args)
 		return s2_err_set(e, -ENOMEM, "out of memory");
@@ -173,7 +159,7 @@ int vm_create(struct vm *vm, int kvm_fd, const struct vm_config *cfg, struct s2_
 	if (r <= 0)
 		return s2_err_set(e, -errno, "KVM_GET_VCPU_MMAP_SIZE: %s", strerror(errno));
 	vm->run_size = (size_t)r;
-	r = vm_ram_create(vm, e);
+	r = vm_ram_create(vm, &cfg->mem, e);
 	if (r)
 		return r;
 	if (x86_boot_write_tables(vm->ram, vm->mem_size, vm->nr_vcpus))
@@ -215,15 +201,27 @@ int vm_load_kernel(struct vm *vm, const struct elf_image *img, const void *buf,
 	bi = vm_gpa_to_hva(vm, S2_BOOTINFO_GPA, sizeof(*bi));
 	memset(bi, 0, sizeof(*bi));
 	bi->magic = S2_BOOTINFO_MAGIC;
-	bi->version = 1;
+	bi->version = 2;
 	bi->nr_cpus = vm->nr_vcpus;
 	bi->mem_size = vm->mem_size;
 	bi->free_start = free_start;
 	bi->heap_start = heap_start;
-	bi->nr_nodes = 1;
-	bi->nodes[0].gpa_start = 0;
-	bi->nodes[0].gpa_end = vm->mem_size;
-	bi->nodes[0].cpu_mask = vm->nr_vcpus >= 64 ? ~0ull : (1ull << vm->nr_vcpus) - 1;
+	bi->nr_nodes = vm->mm.cfg.nr_nodes;
+	for (unsigned i = 0; i < bi->nr_nodes; i++) {
+		const struct mm_guest_node *n = &vm->mm.cfg.nodes[i];
+		struct s2_boot_node *b = &bi->nodes[i];
+
+		b->gpa_start = n->gpa;
+		b->gpa_end = n->gpa + n->size;
+		b->host_node = n->host;
+		b->policy = n->policy;
+		b->nr_hosts = n->nr_hosts;
+		for (unsigned h = 0; h < n->nr_hosts; h++)
+			b->hosts[h] = (uint8_t)n->hosts[h];
+	}
+	/* vCPUs spread over guest nodes in contiguous blocks */
+	for (unsigned c = 0; c < vm->nr_vcpus; c++)
+		bi->nodes[c * bi->nr_nodes / vm->nr_vcpus].cpu_mask |= 1ull << c;
 
 	for (unsigned i = 0; i < vm->nr_vcpus; i++) {
 		r = vcpu_set_boot_state(&vm->vcpus[i], img->entry, free_start, e);
@@ -337,19 +335,17 @@ void vm_destroy(struct vm *vm)
 		free(vm->vcpus);
 		vm->vcpus = NULL;
 	}
-	if (vm->alias_base)
-		munmap(vm->alias_base, vm->alias_len);
-	vm->alias_base = NULL;
-	vm->ram = NULL;
-	if (vm->mem_fd >= 0)
-		close(vm->mem_fd);
 	if (vm->vm_fd >= 0)
 		close(vm->vm_fd);
 	if (vm->kvm_fd >= 0)
 		close(vm->kvm_fd);
 	if (vm->done_efd >= 0)
 		close(vm->done_efd);
-	vm->mem_fd = vm->vm_fd = vm->kvm_fd = vm->done_efd = -1;
+	vm->vm_fd = vm->kvm_fd = vm->done_efd = -1;
+	if (vm->mm_created)
+		mm_destroy(&vm->mm); /* after the VM fd: KVM no longer maps the alias */
+	vm->mm_created = false;
+	vm->ram = NULL;
 	free(vm->guest_args);
 	vm->guest_args = NULL;
 	pthread_mutex_destroy(&vm->out_lock);

@@ -10,6 +10,7 @@
 
 #include <linux/kvm.h>
 
+#include "mm/mm.h"
 #include "vmm/err.h"
 
 #include "s2vm/types.h"
@@ -28,7 +29,7 @@ struct vcpu {
 };
 
 struct vm_config {
-	uint64_t mem_size; /* bytes of RAM at GPA 0, multiple of 2 MiB */
+	struct mm_config mem; /* guest RAM size, NUMA layout, pool caps */
 	unsigned nr_vcpus;
 	const char *guest_args; /* copied by vm_create */
 };
@@ -43,10 +44,9 @@ enum vm_stop_reason {
 
 struct vm {
 	int kvm_fd, vm_fd;
-	int mem_fd; /* memfd backing guest RAM */
-	unsigned char *ram; /* host alias of guest RAM: GPA g at ram + g */
-	size_t alias_len; /* bytes reserved at alias_base (ram is 2 MiB aligned inside) */
-	void *alias_base;
+	struct mm mm; /* pools, frame table, stage-2 map, the alias */
+	bool mm_created;
+	unsigned char *ram; /* the alias of guest RAM (mm.alias): GPA g at ram + g */
 	uint64_t mem_size;
 	size_t run_size;
 	unsigned nr_vcpus;

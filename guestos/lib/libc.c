@@ -102,7 +102,7 @@ int g_vsnprintf(char *buf, size_t n, const char *fmt, va_list ap)
 	struct out o = { buf, n, 0 };
 
 	for (; *fmt; fmt++) {
-		int width = 0, lng = 0;
+		int width = 0, lng = 0, alt = 0;
 		char pad = ' ';
 
 		if (*fmt != '%') {
@@ -110,9 +110,13 @@ int g_vsnprintf(char *buf, size_t n, const char *fmt, va_list ap)
 			continue;
 		}
 		fmt++;
-		if (*fmt == '0') {
-			pad = '0';
-			fmt++;
+		for (;; fmt++) {
+			if (*fmt == '0')
+				pad = '0';
+			else if (*fmt == '#')
+				alt = 1;
+			else
+				break;
 		}
 		while (*fmt >= '0' && *fmt <= '9')
 			width = width * 10 + (*fmt++ - '0');
@@ -132,6 +136,10 @@ int g_vsnprintf(char *buf, size_t n, const char *fmt, va_list ap)
 			put_num(&o, lng ? va_arg(ap, uint64_t) : va_arg(ap, unsigned), 10, 0, width, pad);
 			break;
 		case 'x':
+			if (alt) {
+				put(&o, '0');
+				put(&o, 'x');
+			}
 			put_num(&o, lng ? va_arg(ap, uint64_t) : va_arg(ap, unsigned), 16, 0, width, pad);
 			break;
 		case 'p':

@@ -48,11 +48,14 @@ struct s2_boot_node {
 	uint64_t cpu_mask; /* vCPUs of this guest node */
 	uint32_t host_node; /* host node the command line asked for */
 	uint32_t policy; /* 0 bind, 1 preferred, 2 interleave */
+	uint32_t nr_hosts; /* interleave set / preferred fallbacks */
+	uint8_t hosts[8];
+	uint32_t pad;
 };
 
 struct s2_bootinfo {
 	uint64_t magic;
-	uint32_t version;
+	uint32_t version; /* 2 */
 	uint32_t nr_cpus;
 	uint64_t mem_size; /* bytes of guest RAM at GPA 0 */
 	uint64_t free_start; /* first byte after the image, 64 KiB aligned */

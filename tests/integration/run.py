@@ -86,7 +86,7 @@ def main():
         image = c["image"]
         kernel = make_image(image, a.images, tmp) if image.startswith("@") \
             else os.path.join(a.images, image)
-        cmd = [a.s2vm, "run", kernel] + shlex.split(c.get("opts", ""))
+        cmd = [a.s2vm, "run", kernel] + shlex.split(c.get("opts", "").replace("\n", " "))
         if "args" in c:
             cmd += ["--"] + shlex.split(c["args"])
         env = dict(os.environ)
@@ -98,8 +98,8 @@ def main():
         t0 = time.monotonic()
         p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
                              text=True, errors="replace")
-        if "signal" in c:
-            name, delay = c["signal"].split(":")
+        for sig in filter(None, c.get("signal", "").split(",")):
+            name, delay = sig.split(":")
             time.sleep(float(delay))
             p.send_signal(getattr(signal, name))
         try:

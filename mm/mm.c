@@ -1,0 +1,373 @@
+// SPDX-License-Identifier: MIT
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+
+#include "mm/mm.h"
+
+#define MIB2 (2ull << 20)
+#define HUGE POOL_HUGE_FRAMES
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+#define MM_ERR(mm, code, ...) (snprintf((mm)->err, sizeof((mm)->err), __VA_ARGS__), (code))
+
+/* ---- the kvm backend: map -> alias, in maximal runs ---- */
+
+static int prot_of(unsigned perm)
+{
+	return (perm & S2_PERM_R ? PROT_READ : 0) | (perm & S2_PERM_W ? PROT_WRITE : 0) |
+	       (perm & S2_PERM_X ? PROT_EXEC : 0);
+}
+
+struct run {
+	gpa_t gpa;
+	uint64_t len;
+	int pool; /* -1: hole */
+	uint64_t off;
+	int prot;
+};
+
+static int run_flush(struct mm *mm, const struct run *r, bool prot_only)
+{
+	void *at = mm->alias + r->gpa;
+
+	if (!r->len)
+		return 0;
+	if (r->pool < 0) {
+		mm->alias_stats.mmap_calls++;
+		return mmap(at, r->len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED |
+				   MAP_NORESERVE, -1, 0) == MAP_FAILED ? -errno : 0;
+	}
+	if (prot_only) {
+		mm->alias_stats.mprotect_calls++;
+		return mprotect(at, r->len, r->prot) ? -errno : 0;
+	}
+	mm->alias_stats.mmap_calls++;
+	return mmap(at, r->len, r->prot, MAP_SHARED | MAP_FIXED, mm->pools[r->pool].fd,
+		    (off_t)r->off) == MAP_FAILED ? -errno : 0;
+}
+
+/* Make the alias of [gpa, gpa + size) match the map, one call per maximal run. */
+static int alias_sync(struct mm *mm, gpa_t gpa, uint64_t size, bool prot_only)
+{
+	struct run cur = { .gpa = gpa };
+	gpa_t end = gpa + size;
+	int r = 0;
+
+	for (gpa_t g = gpa; g < end;) {
+		struct s2_leaf l;
+		unsigned lvl;
+		struct run nx = { .gpa = g, .pool = -1 };
+		uint64_t step;
+
+		if (s2_walk(&mm->map, g, &l, &lvl) == 0) {
+			uint64_t lsz = s2_level_size(lvl), in = g & (lsz - 1);
+
+			step = lsz - in;
+			nx.pool = (int)(l.oa >> MM_POOL_SHIFT);
+			nx.off = (l.oa & ((1ull << MM_POOL_SHIFT) - 1)) + in;
+			nx.prot = prot_of(l.perm);
+		} else {
+			step = S2_PAGE_SIZE;
+		}
+		if (step > end - g)
+			step = end - g;
+		nx.len = step;
+		if (cur.len && cur.pool == nx.pool && cur.prot == nx.prot &&
+		    (cur.pool < 0 || cur.off + cur.len == nx.off)) {
+			cur.len += step;
+		} else {
+			if (!r)
+				r = run_flush(mm, &cur, prot_only);
+			cur = nx;
+		}
+		g += step;
+	}
+	if (!r)
+		r = run_flush(mm, &cur, prot_only);
+	return r;
+}
+
+static void kvm_commit(void *ctx, const struct s2_batch *b)
+{
+	struct mm *mm = ctx;
+	gpa_t s = 0, e = 0;
+	bool open = false, prot_only = true;
+
+	if (b->overflow) {
+		alias_sync(mm, 0, mm->cfg.mem_size, false);
+		return;
+	}
+	/* Coalesce the changed ranges, whatever their level, so runs stay maximal. */
+	for (size_t i = 0; i <= b->n; i++) {
+		const struct s2_change *c = i < b->n ? &b->v[i] : NULL;
+
+		if (c && (c->op == S2_OP_SPLIT || c->op == S2_OP_COLLAPSE))
+			continue; /* same translations: nothing to redo in the alias */
+		if (c && open && c->gpa == e) {
+			e += c->size;
+			prot_only &= c->op == S2_OP_PROTECT;
+			continue;
+		}
+		if (open && s < mm->cfg.mem_size)
+			alias_sync(mm, s, (e < mm->cfg.mem_size ? e : mm->cfg.mem_size) - s,
+				   prot_only);
+		if (!c)
+			break;
+		s = c->gpa;
+		e = c->gpa + c->size;
+		prot_only = c->op == S2_OP_PROTECT;
+		open = true;
+	}
+}
+
+/* The alias update is itself KVM's invalidation (MMU notifiers): nothing more to do. */
+const struct s2_backend_ops mm_kvm_backend_ops = {
+	.commit = kvm_commit,
+};
+
+/* ---- layout and placement ---- */
+
+static int pool_index(struct mm *mm, unsigned node)
+{
+	for (unsigned i = 0; i < mm->nr_pools; i++)
+		if (mm->pools[i].node == node)
+			return (int)i;
+	return -1;
+}
+
+static uint64_t pool_cap(const struct mm_config *c, unsigned node)
+{
+	for (unsigned i = 0; i < c->nr_caps; i++)
+		if (c->caps[i].node == node)
+			return c->caps[i].bytes;
+	return pool_node_bytes(node);
+}
+
+static int pool_get(struct mm *mm, unsigned node)
+{
+	int i = pool_index(mm, node), r;
+	char err[200];
+
+	if (i >= 0)
+		return i;
+	if (mm->nr_pools == MM_MAX_POOLS)
+		return MM_ERR(mm, -EINVAL, "more than %d host nodes in use", MM_MAX_POOLS);
+	r = pool_create(&mm->pools[mm->nr_pools], node, pool_cap(&mm->cfg, node), err,
+			sizeof(err));
+	if (r)
+		return MM_ERR(mm, r, "%s", err);
+	return (int)mm->nr_pools++;
+}
+
+static int validate(struct mm *mm)
+{
+	struct mm_config *c = &mm->cfg;
+	uint64_t sum = 0;
+
+	if (!c->mem_size || c->mem_size % MIB2)
+		return MM_ERR(mm, -EINVAL, "guest RAM must be a non-zero multiple of 2 MiB");
+	if (c->nr_nodes > MM_MAX_NODES)
+		return MM_ERR(mm, -EINVAL, "at most %d guest nodes", MM_MAX_NODES);
+	for (unsigned i = 0; i < c->nr_nodes; i++) {
+		struct mm_guest_node *n = &c->nodes[i];
+
+		if (n->id != i)
+			return MM_ERR(mm, -EINVAL,
+				      "guest node IDs must be 0..%u, each once, in order (got %u at position %u)",
+				      c->nr_nodes - 1, n->id, i);
+		if (!n->size || n->size % MIB2)
+			return MM_ERR(mm, -EINVAL,
+				      "guest node %u: size must be a non-zero multiple of 2 MiB", i);
+		if (n->policy > MM_POLICY_INTERLEAVE)
+			return MM_ERR(mm, -EINVAL, "guest node %u: unknown policy", i);
+		if (n->policy == MM_POLICY_INTERLEAVE && !n->nr_hosts)
+			return MM_ERR(mm, -EINVAL, "guest node %u: interleave needs hosts=LIST", i);
+		sum += n->size;
+	}
+	if (c->nr_nodes && sum != c->mem_size)
+		return MM_ERR(mm, -EINVAL,
+			      "guest node sizes add up to %llu MiB but --mem is %llu MiB",
+			      (unsigned long long)(sum >> 20),
+			      (unsigned long long)(c->mem_size >> 20));
+	return 0;
+}
+
+/* Back [gpa, gpa + size) from pool @pi, as few runs as possible. Returns bytes placed. */
+static uint64_t place_from(struct mm *mm, unsigned pi, gpa_t gpa, uint64_t size)
+{
+	struct pool *p = &mm->pools[pi];
+	uint64_t done = 0;
+
+	while (done < size) {
+		uint64_t first, want = (size - done) >> POOL_FRAME_SHIFT;
+		uint64_t n = pool_alloc_upto(p, want, HUGE, &first);
+
+		if (!n)
+			break;
+		n &= ~(uint64_t)(HUGE - 1); /* whole huge frames only */
+		if (!n)
+			break;
+		/* cannot fail: the range is empty and tables are allocated on demand */
+		if (s2_map_range(&mm->map, gpa + done, mm_pa(pi, first), n << POOL_FRAME_SHIFT,
+				 S2_PERM_RWX, S2_MT_NORMAL, &mm->batch))
+			break;
+		frame_table_set(&mm->ft, gpa + done, n << POOL_FRAME_SHIFT, pi, first);
+		done += n << POOL_FRAME_SHIFT;
+	}
+	return done;
+}
+
+static int place_node(struct mm *mm, struct mm_guest_node *n)
+{
+	int pi, r;
+	uint64_t got;
+
+	if (n->policy == MM_POLICY_INTERLEAVE) {
+		int idx[MM_MAX_POOLS];
+
+		for (unsigned h = 0; h < n->nr_hosts; h++) {
+			idx[h] = pool_get(mm, n->hosts[h]);
+			if (idx[h] < 0)
+				return idx[h];
+		}
+		for (uint64_t off = 0, k = 0; off < n->size; off += MIB2, k++) {
+			unsigned h = (unsigned)(k % n->nr_hosts);
+
+			if (place_from(mm, (unsigned)idx[h], n->gpa + off, MIB2) != MIB2)
+				return MM_ERR(mm, -ENOMEM,
+					      "guest node %u: host node %u's pool is full (interleave)",
+					      n->id, n->hosts[h]);
+			n->placed[idx[h]] += MIB2;
+		}
+		return 0;
+	}
+	pi = pool_get(mm, n->host);
+	if (pi < 0)
+		return pi;
+	got = place_from(mm, (unsigned)pi, n->gpa, n->size);
+	n->placed[pi] += got;
+	if (got == n->size)
+		return 0;
+	if (n->policy == MM_POLICY_PREFERRED) {
+		for (unsigned h = 0; h < n->nr_hosts && got < n->size; h++) {
+			uint64_t more;
+
+			if (n->hosts[h] == n->host)
+				continue;
+			r = pool_get(mm, n->hosts[h]);
+			if (r < 0)
+				return r;
+			more = place_from(mm, (unsigned)r, n->gpa + got, n->size - got);
+			n->placed[r] += more;
+			got += more;
+		}
+		if (got == n->size)
+			return 0;
+	}
+	return MM_ERR(mm, -ENOMEM,
+		      "guest node %u needs %llu MiB but host node %u's pool holds only %llu MiB more%s",
+		      n->id, (unsigned long long)(n->size >> 20), n->host,
+		      (unsigned long long)(got >> 20),
+		      n->policy == MM_POLICY_PREFERRED ? " and the fallback nodes are full" : "");
+}
+
+int mm_create(struct mm *mm, const struct mm_config *cfg)
+{
+	struct s2_map_config mc = { 0 };
+	uint64_t t0 = now_ns();
+	uintptr_t base;
+	gpa_t gpa = 0;
+	int r;
+
+	memset(mm, 0, sizeof(*mm));
+	mm->cfg = *cfg;
+	s2_batch_init(&mm->batch);
+	r = validate(mm);
+	if (r)
+		return r;
+	if (!mm->cfg.nr_nodes) {
+		mm->cfg.nr_nodes = 1;
+		mm->cfg.nodes[0] = (struct mm_guest_node){ .size = cfg->mem_size };
+		if (pool_local_node() > 0)
+			mm->cfg.nodes[0].host = (unsigned)pool_local_node();
+	}
+	mc.fmt = cfg->fmt ? cfg->fmt : &s2_format_ept;
+	mc.ipa_bits = 48;
+	mc.be = &mm_kvm_backend_ops;
+	mc.be_ctx = mm;
+	r = s2_map_init(&mm->map, &mc);
+	if (r)
+		return MM_ERR(mm, r, "cannot create the stage-2 map");
+	r = frame_table_init(&mm->ft, cfg->mem_size);
+	if (r)
+		return MM_ERR(mm, r, "cannot allocate the frame table");
+
+	mm->alias_len = cfg->mem_size + MIB2;
+	mm->alias_base = mmap(NULL, mm->alias_len, PROT_NONE,
+			      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (mm->alias_base == MAP_FAILED) {
+		mm->alias_base = NULL;
+		return MM_ERR(mm, -ENOMEM, "cannot reserve address space for guest RAM");
+	}
+	base = ((uintptr_t)mm->alias_base + MIB2 - 1) & ~(uintptr_t)(MIB2 - 1);
+	mm->alias = (unsigned char *)base;
+
+	for (unsigned i = 0; i < mm->cfg.nr_nodes; i++) {
+		mm->cfg.nodes[i].gpa = gpa;
+		gpa += mm->cfg.nodes[i].size;
+		r = place_node(mm, &mm->cfg.nodes[i]);
+		if (r)
+			return r;
+	}
+	s2_batch_commit(&mm->map, &mm->batch); /* materialises the alias */
+	mm->build_ns = now_ns() - t0;
+	return 0;
+}
+
+void mm_destroy(struct mm *mm)
+{
+	if (mm->alias_base)
+		munmap(mm->alias_base, mm->alias_len);
+	mm->alias_base = NULL;
+	mm->alias = NULL;
+	for (unsigned i = 0; i < mm->nr_pools; i++)
+		pool_destroy(&mm->pools[i]);
+	mm->nr_pools = 0;
+	frame_table_destroy(&mm->ft);
+	if (mm->map.tables.pages)
+		s2_map_destroy(&mm->map);
+	s2_batch_free(&mm->batch);
+}
+
+int mm_gpa_backing(const struct mm *mm, gpa_t gpa, unsigned *pool, uint64_t *offset)
+{
+	struct s2_leaf l;
+	unsigned lvl;
+
+	if (gpa >= mm->cfg.mem_size || s2_walk(&mm->map, gpa, &l, &lvl))
+		return -ENOENT;
+	*pool = (unsigned)(l.oa >> MM_POOL_SHIFT);
+	*offset = (l.oa & ((1ull << MM_POOL_SHIFT) - 1)) + (gpa & (s2_level_size(lvl) - 1));
+	return 0;
+}
+
+int mm_gpa_node(const struct mm *mm, gpa_t gpa)
+{
+	unsigned pool;
+	uint64_t off;
+
+	if (mm_gpa_backing(mm, gpa, &pool, &off))
+		return -ENOENT;
+	return (int)mm->pools[pool].node;
+}

@@ -1,0 +1,232 @@
+// SPDX-License-Identifier: MIT
+#include <errno.h>
+#include <fcntl.h>
+#include <numa.h>
+#include <numaif.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "mm/pool.h"
+
+#define CHUNK POOL_HUGE_FRAMES
+
+bool pool_node_is_real(unsigned node)
+{
+	if (numa_available() < 0)
+		return node == 0;
+	return (int)node <= numa_max_node() && numa_bitmask_isbitset(numa_all_nodes_ptr, node);
+}
+
+int pool_local_node(void)
+{
+	int cpu, n;
+
+	if (numa_available() < 0)
+		return -1;
+	cpu = sched_getcpu();
+	n = cpu >= 0 ? numa_node_of_cpu(cpu) : 0;
+	return n >= 0 ? n : 0;
+}
+
+uint64_t pool_node_bytes(unsigned node)
+{
+	long long sz;
+	int real = pool_node_is_real(node) ? (int)node : pool_local_node();
+	long pages = sysconf(_SC_PHYS_PAGES);
+	uint64_t total = pages > 0 ? (uint64_t)pages * (uint64_t)sysconf(_SC_PAGESIZE) : 0;
+
+	/* With one memory node all of RAM is that node's, whatever its sysfs meminfo says
+	 * (hotplugged memory may be missing there, as on this development machine). */
+	if (real < 0 || numa_available() < 0 || numa_num_configured_nodes() <= 1)
+		return total;
+	sz = numa_node_size64(real, NULL);
+	return sz > 0 ? (uint64_t)sz : 0;
+}
+
+int pool_create(struct pool *p, unsigned node, uint64_t bytes, char *err, size_t errlen)
+{
+	uint64_t len;
+	char name[32];
+
+	memset(p, 0, sizeof(*p));
+	p->fd = -1;
+	p->node = node;
+	p->emulated = !pool_node_is_real(node);
+	p->bound_node = p->emulated ? pool_local_node() : (int)node;
+	p->nr_frames = (bytes >> POOL_FRAME_SHIFT) & ~(uint64_t)(CHUNK - 1);
+	if (!p->nr_frames) {
+		snprintf(err, errlen, "host node %u: pool size below 2 MiB", node);
+		return -EINVAL;
+	}
+	len = p->nr_frames << POOL_FRAME_SHIFT;
+	p->bitmap = calloc((p->nr_frames + 63) / 64, sizeof(uint64_t));
+	p->chunk_free = malloc(p->nr_frames / CHUNK * sizeof(uint16_t));
+	if (!p->bitmap || !p->chunk_free) {
+		snprintf(err, errlen, "host node %u: out of memory for the frame allocator", node);
+		goto fail;
+	}
+	for (uint64_t c = 0; c < p->nr_frames / CHUNK; c++)
+		p->chunk_free[c] = CHUNK;
+	p->nr_free = p->nr_frames;
+
+	snprintf(name, sizeof(name), "s2vm-node%u", node);
+	p->fd = memfd_create(name, MFD_CLOEXEC);
+	if (p->fd < 0 || ftruncate(p->fd, (off_t)len) < 0) {
+		snprintf(err, errlen, "host node %u: cannot create a %llu MiB memfd: %s", node,
+			 (unsigned long long)(len >> 20), strerror(errno));
+		goto fail;
+	}
+	p->base = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, p->fd, 0);
+	if (p->base == MAP_FAILED) {
+		p->base = NULL;
+		snprintf(err, errlen, "host node %u: cannot map its pool: %s", node,
+			 strerror(errno));
+		goto fail;
+	}
+	/* Bind before anything touches the memory: shmem keeps the policy per file, so
+	 * every later mapping (the guest alias) allocates on this node too. */
+	if (p->bound_node >= 0) {
+		unsigned long mask[16] = { 0 };
+
+		mask[p->bound_node / (8 * sizeof(long))] |= 1ul << (p->bound_node % (8 * sizeof(long)));
+		if (mbind(p->base, len, MPOL_BIND, mask, sizeof(mask) * 8, 0) < 0) {
+			snprintf(err, errlen, "host node %u: mbind(MPOL_BIND, node %d): %s", node,
+				 p->bound_node, strerror(errno));
+			goto fail;
+		}
+	}
+	return 0;
+fail:
+	pool_destroy(p);
+	return -ENOMEM;
+}
+
+void pool_destroy(struct pool *p)
+{
+	if (p->base)
+		munmap(p->base, p->nr_frames << POOL_FRAME_SHIFT);
+	if (p->fd >= 0)
+		close(p->fd);
+	free(p->bitmap);
+	free(p->chunk_free);
+	memset(p, 0, sizeof(*p));
+	p->fd = -1;
+}
+
+static void mark(struct pool *p, uint64_t first, uint64_t n, bool used)
+{
+	for (uint64_t f = first; f < first + n; f++) {
+		if (used)
+			p->bitmap[f / 64] |= 1ull << (f % 64);
+		else
+			p->bitmap[f / 64] &= ~(1ull << (f % 64));
+		p->chunk_free[f / CHUNK] += used ? (uint16_t)-1 : 1;
+	}
+	p->nr_free += used ? -n : n;
+}
+
+/* Length of the free run at @f, at most @max. Skips whole free chunks quickly. */
+static uint64_t free_run(const struct pool *p, uint64_t f, uint64_t max)
+{
+	uint64_t n = 0;
+
+	while (n < max && f + n < p->nr_frames) {
+		uint64_t g = f + n;
+
+		if (g % CHUNK == 0 && p->chunk_free[g / CHUNK] == CHUNK && max - n >= CHUNK) {
+			n += CHUNK;
+			continue;
+		}
+		if (pool_frame_used(p, g))
+			break;
+		n++;
+	}
+	return n;
+}
+
+/* Find the first aligned position (next-fit from the hint) whose free run is maximal up
+ * to @max; stop early at a run of @max. Returns the run length, 0 if nothing is free. */
+static uint64_t find(const struct pool *p, uint64_t max, uint64_t align, uint64_t *first)
+{
+	uint64_t nch = p->nr_frames / CHUNK, best = 0;
+
+	if (!align)
+		align = 1;
+	for (uint64_t i = 0; i < nch; i++) {
+		uint64_t c = (p->hint + i) % nch;
+
+		if (p->chunk_free[c] == 0)
+			continue;
+		for (uint64_t f = c * CHUNK; f < (c + 1) * CHUNK; f++) {
+			uint64_t run;
+
+			if (f % align || pool_frame_used(p, f))
+				continue;
+			run = free_run(p, f, max);
+			if (run > best) {
+				best = run;
+				*first = f;
+				if (best == max)
+					return best;
+			}
+			if (align >= CHUNK)
+				break;
+			f += run ? run - 1 : 0;
+		}
+	}
+	return best;
+}
+
+int pool_alloc(struct pool *p, uint64_t n, uint64_t align, uint64_t *first)
+{
+	uint64_t f = 0;
+
+	if (!n || n > p->nr_free || find(p, n, align, &f) < n)
+		return -ENOMEM;
+	mark(p, f, n, true);
+	p->hint = (f + n) / CHUNK;
+	*first = f;
+	return 0;
+}
+
+uint64_t pool_alloc_upto(struct pool *p, uint64_t max, uint64_t align, uint64_t *first)
+{
+	uint64_t f = 0, n;
+
+	if (!max || !p->nr_free)
+		return 0;
+	n = find(p, max, align, &f);
+	if (!n)
+		return 0;
+	mark(p, f, n, true);
+	p->hint = (f + n) / CHUNK;
+	*first = f;
+	return n;
+}
+
+void pool_free(struct pool *p, uint64_t first, uint64_t n)
+{
+	mark(p, first, n, false);
+}
+
+uint64_t pool_resident_bytes(const struct pool *p)
+{
+	struct stat st;
+
+	if (p->fd < 0 || fstat(p->fd, &st) < 0)
+		return 0;
+	return (uint64_t)st.st_blocks * 512;
+}
+
+int pool_punch(struct pool *p, uint64_t first, uint64_t n)
+{
+	if (fallocate(p->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+		      (off_t)(first << POOL_FRAME_SHIFT), (off_t)(n << POOL_FRAME_SHIFT)) < 0)
+		return -errno;
+	return 0;
+}

@@ -1,0 +1,71 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * A host node pool: one memfd whose pages are bound to a host NUMA node with
+ * mbind(MPOL_BIND) before first touch, plus a frame allocator (4 KiB frames; runs aligned
+ * as asked, 2 MiB for huge frames). A node the host does not have is emulated: its own
+ * memfd, bound to a real node, so every copy and remap is real; only distance is missing.
+ *
+ * Locking: none; the owner (mm) serialises.
+ */
+#ifndef S2VM_MM_POOL_H
+#define S2VM_MM_POOL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define POOL_FRAME_SHIFT 12
+#define POOL_HUGE_FRAMES 512u /* 4 KiB frames per 2 MiB huge frame */
+
+struct pool {
+	unsigned node; /* host node as named on the command line */
+	int bound_node; /* real node the pages are bound to, -1 if unbound (no NUMA) */
+	bool emulated; /* @node does not exist on this host */
+	int fd; /* memfd, sized to the capacity (sparse) */
+	unsigned char *base; /* the pool's own shared mapping of the whole memfd */
+	uint64_t nr_frames; /* capacity in 4 KiB frames, a multiple of 512 */
+	uint64_t nr_free;
+	uint64_t *bitmap; /* bit set: frame in use */
+	uint16_t *chunk_free; /* free frames in each 2 MiB chunk, 0..512 */
+	uint64_t hint; /* next-fit start, in chunks */
+};
+
+/* Is host node @node present (with memory) on this host? */
+bool pool_node_is_real(unsigned node);
+/* The host node the calling thread runs on; -1 without NUMA support. */
+int pool_local_node(void);
+/* Bytes of memory on host node @node (for an emulated node: on the node it binds to). */
+uint64_t pool_node_bytes(unsigned node);
+
+/*
+ * Create a pool for host node @node holding up to @bytes (rounded down to 2 MiB).
+ * Returns 0, or -errno with @err (of @errlen bytes) naming the failed step.
+ */
+int pool_create(struct pool *p, unsigned node, uint64_t bytes, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+void pool_destroy(struct pool *p);
+
+/* Allocate exactly @n contiguous frames starting at a multiple of @align frames.
+ * Returns 0 and *@first, or -ENOMEM leaving the pool unchanged. */
+int pool_alloc(struct pool *p, uint64_t n, uint64_t align, uint64_t *first)
+	__attribute__((warn_unused_result));
+
+/* Allocate the longest free run of at most @max frames starting at a multiple of @align.
+ * Returns the number of frames (0 if none), *@first its start. */
+uint64_t pool_alloc_upto(struct pool *p, uint64_t max, uint64_t align, uint64_t *first);
+
+/* Free [@first, @first + @n). Every frame must be allocated. */
+void pool_free(struct pool *p, uint64_t first, uint64_t n);
+
+static inline bool pool_frame_used(const struct pool *p, uint64_t f)
+{
+	return (p->bitmap[f / 64] >> (f % 64)) & 1;
+}
+
+/* Bytes the host has actually backed in this pool (pages touched, not punched). */
+uint64_t pool_resident_bytes(const struct pool *p);
+
+/* Give frames' memory back to the host (fallocate PUNCH_HOLE). Returns 0 or -errno. */
+int pool_punch(struct pool *p, uint64_t first, uint64_t n);
+
+#endif
