@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 #include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -19,6 +20,11 @@ int frame_table_init(struct frame_table *t, uint64_t mem_size)
 		t->nr = 0;
 		return -ENOMEM;
 	}
+	t->tails_written = calloc((t->nr / HUGE + 64) / 64, sizeof(uint64_t));
+	if (!t->tails_written) {
+		frame_table_destroy(t);
+		return -ENOMEM;
+	}
 	return 0;
 }
 
@@ -26,8 +32,23 @@ void frame_table_destroy(struct frame_table *t)
 {
 	if (t->f)
 		munmap(t->f, t->nr * sizeof(struct frame));
+	free(t->tails_written);
+	t->tails_written = NULL;
 	t->f = NULL;
 	t->nr = 0;
+}
+
+static bool tails_dirty(const struct frame_table *t, uint64_t chunk)
+{
+	return (t->tails_written[chunk / 64] >> (chunk % 64)) & 1;
+}
+
+static void tails_mark(struct frame_table *t, uint64_t chunk, bool dirty)
+{
+	if (dirty)
+		t->tails_written[chunk / 64] |= 1ull << (chunk % 64);
+	else
+		t->tails_written[chunk / 64] &= ~(1ull << (chunk % 64));
 }
 
 void frame_table_set(struct frame_table *t, gpa_t gpa, uint64_t size, unsigned pool, uint64_t pfn)
@@ -40,14 +61,20 @@ void frame_table_set(struct frame_table *t, gpa_t gpa, uint64_t size, unsigned p
 		if (i % HUGE == 0 && end - i >= HUGE && pfn % HUGE == 0) {
 			*f = (struct frame){ .pfn = (uint32_t)pfn, .pool = (uint8_t)pool,
 					     .flags = FRAME_PRESENT | FRAME_HUGE_HEAD };
-			for (unsigned k = 1; k < HUGE; k++)
-				f[k] = (struct frame){ .flags = FRAME_HUGE_TAIL };
+			/* tails must read as zero; clean ones are never touched, so their
+			 * pages stay unallocated */
+			if (tails_dirty(t, i / HUGE)) {
+				memset(&f[1], 0, (HUGE - 1) * sizeof(*f));
+				tails_mark(t, i / HUGE, false);
+			}
 			i += HUGE;
 			pfn += HUGE;
 			continue;
 		}
 		*f = (struct frame){ .pfn = (uint32_t)pfn, .pool = (uint8_t)pool,
 				     .flags = FRAME_PRESENT };
+		if (i % HUGE)
+			tails_mark(t, i / HUGE, true);
 		i++;
 		pfn++;
 	}
@@ -61,12 +88,32 @@ const struct frame *frame_lookup(const struct frame_table *t, gpa_t gpa, uint64_
 	if (i >= t->nr)
 		return NULL;
 	f = &t->f[i];
-	if (f->flags & FRAME_HUGE_TAIL) {
-		f = &t->f[i & ~(uint64_t)(HUGE - 1)];
-		if (pfn)
-			*pfn = f->pfn + (i & (HUGE - 1));
-	} else if (pfn) {
-		*pfn = f->pfn;
+	if (!f->flags && (i & (HUGE - 1))) {
+		const struct frame *h = &t->f[i & ~(uint64_t)(HUGE - 1)];
+
+		if (h->flags & FRAME_HUGE_HEAD) { /* a tail */
+			if (pfn)
+				*pfn = h->pfn + (i & (HUGE - 1));
+			return h;
+		}
 	}
+	if (pfn)
+		*pfn = f->pfn;
 	return (f->flags & FRAME_PRESENT) ? f : NULL;
+}
+
+uint64_t frame_table_resident_bytes(const struct frame_table *t)
+{
+	size_t len = (t->nr * sizeof(struct frame) + 4095) & ~(size_t)4095;
+	size_t pages = len / 4096, n = 0;
+	unsigned char *vec = malloc(pages ? pages : 1);
+
+	if (!vec || !t->f || mincore(t->f, len, vec)) {
+		free(vec);
+		return 0;
+	}
+	for (size_t i = 0; i < pages; i++)
+		n += vec[i] & 1;
+	free(vec);
+	return (uint64_t)n * 4096;
 }

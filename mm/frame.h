@@ -2,8 +2,11 @@
 /*
  * The frame table: the project's struct page. One 16-byte record per 4 KiB guest frame,
  * indexed by GPA >> 12. A 2 MiB huge frame has a head record (pool, frame, flags, pins,
- * generation); its 511 tail records carry only FRAME_HUGE_TAIL and are all identical, so
- * their table pages could be shared (the HVO idea), and lookups go through the head.
+ * generation); its 511 tail records are all-zero and lookups go through the head. The
+ * table is anonymous memory, so tail records that were never written stay on the
+ * kernel's shared zero page: the hugetlb-vmemmap-optimisation idea (identical tails share
+ * one read-only page) without remapping by hand. Splitting a huge frame writes its
+ * tails, which allocates their pages first.
  */
 #ifndef S2VM_MM_FRAME_H
 #define S2VM_MM_FRAME_H
@@ -17,7 +20,6 @@ enum frame_flags {
 	FRAME_WP = 1u << 1, /* write-protected in the map */
 	FRAME_MIGRATING = 1u << 2,
 	FRAME_HUGE_HEAD = 1u << 3,
-	FRAME_HUGE_TAIL = 1u << 4,
 };
 
 struct frame {
@@ -34,6 +36,7 @@ _Static_assert(sizeof(struct frame) == 16, "frame records are 16 bytes");
 struct frame_table {
 	struct frame *f; /* nr records */
 	uint64_t nr;
+	uint64_t *tails_written; /* bit per 2 MiB: some of its tail records are not zero */
 };
 
 /* Allocate records for [0, @mem_size) guest RAM, all absent. Returns 0 or -ENOMEM. */
@@ -52,5 +55,8 @@ static inline uint64_t frame_table_bytes(const struct frame_table *t)
 {
 	return t->nr * sizeof(struct frame);
 }
+
+/* Bytes of the table actually backed by memory (written pages; zero-page tails are not). */
+uint64_t frame_table_resident_bytes(const struct frame_table *t);
 
 #endif

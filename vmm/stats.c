@@ -83,6 +83,8 @@ static json_object *stats_json(struct vm *vm)
 	json_object_object_add(mem, "guest_nodes", gnodes);
 	json_object_object_add(mem, "frame_table_bytes",
 			       json_object_new_uint64(frame_table_bytes(&mm->ft)));
+	json_object_object_add(mem, "frame_table_resident_bytes",
+			       json_object_new_uint64(frame_table_resident_bytes(&mm->ft)));
 	json_object_object_add(mem, "s2_table_bytes",
 			       json_object_new_uint64(s2_map_table_bytes(&mm->map)));
 	json_object_object_add(mem, "alias_mmap_calls",
@@ -148,10 +150,11 @@ void vm_stats_print(struct vm *vm, enum run_stats_mode mode, FILE *f)
 		fprintf(f, "  %10u  [%#012" PRIx64 ", %#012" PRIx64 ")  %-10s  %s\n", n->id, n->gpa,
 			n->gpa + n->size, policy_names[n->policy], where);
 	}
-	fprintf(f, "  frame table        %s (%u B per 4 KiB frame, %.2f MiB per GiB)\n",
+	fprintf(f, "  frame table        %s (%u B per 4 KiB frame, %.2f MiB per GiB), %s resident\n",
 		s2_size_format(frame_table_bytes(&mm->ft), a, sizeof(a)),
 		(unsigned)sizeof(struct frame),
-		MIB(frame_table_bytes(&mm->ft)) / ((double)vm->mem_size / (1 << 30)));
+		MIB(frame_table_bytes(&mm->ft)) / ((double)vm->mem_size / (1 << 30)),
+		s2_size_format(frame_table_resident_bytes(&mm->ft), b, sizeof(b)));
 	fprintf(f, "  stage-2 tables     %s\n", s2_size_format(s2_map_table_bytes(&mm->map), a, sizeof(a)));
 	fprintf(f, "  alias calls        %" PRIu64 " mmap, %" PRIu64 " mprotect; built in %.2f ms\n",
 		mm->alias_stats.mmap_calls, mm->alias_stats.mprotect_calls, (double)mm->build_ns / 1e6);

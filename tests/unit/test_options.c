@@ -162,7 +162,64 @@ static void test_opts_errors(void)
 	expect_error(badstats, "unknown format");
 }
 
+static void test_numa_opts(void)
+{
+	struct run_opts o;
+	struct s2_err e = { "" };
+	const char *w[] = { "k.elf", "--mem", "1G", "--numa", "guest=1,size=512M,host=3,policy=preferred,hosts=0:2",
+			    "--numa", "guest=0,size=256M,policy=interleave,hosts=0-2",
+			    "--pool", "3=1G", NULL };
+
+	CU_ASSERT_EQUAL_FATAL(parse(&o, &e, w), RUN_OPTS_OK);
+	CU_ASSERT_EQUAL(o.nr_numa, 2);
+	/* sorted by guest ID */
+	CU_ASSERT_EQUAL(o.numa[0].id, 0);
+	CU_ASSERT_EQUAL(o.numa[0].policy, MM_POLICY_INTERLEAVE);
+	CU_ASSERT_EQUAL(o.numa[0].nr_hosts, 3);
+	CU_ASSERT_EQUAL(o.numa[0].hosts[2], 2);
+	CU_ASSERT_EQUAL(o.numa[0].host, 0); /* defaults to the first of hosts= */
+	CU_ASSERT_EQUAL(o.numa[1].id, 1);
+	CU_ASSERT_EQUAL(o.numa[1].size, 512ull << 20);
+	CU_ASSERT_EQUAL(o.numa[1].host, 3);
+	CU_ASSERT_EQUAL(o.numa[1].policy, MM_POLICY_PREFERRED);
+	CU_ASSERT_EQUAL(o.numa[1].nr_hosts, 2);
+	CU_ASSERT_EQUAL(o.numa[1].hosts[1], 2);
+	CU_ASSERT_EQUAL(o.nr_pools, 1);
+	CU_ASSERT_EQUAL(o.pools[0].node, 3);
+	CU_ASSERT_EQUAL(o.pools[0].bytes, 1ull << 30);
+	run_opts_free(&o);
+}
+
+static void test_numa_opt_errors(void)
+{
+	const char *dup[] = { "k", "--numa", "guest=0,size=2M,host=0", "--numa", "guest=0,size=2M,host=0", NULL };
+	const char *gap[] = { "k", "--numa", "guest=1,size=2M,host=0", NULL };
+	const char *pol[] = { "k", "--numa", "guest=0,size=2M,host=0,policy=x", NULL };
+	const char *odd[] = { "k", "--numa", "guest=0,size=1M,host=0", NULL };
+	const char *nohost[] = { "k", "--numa", "guest=0,size=2M", NULL };
+	const char *noid[] = { "k", "--numa", "size=2M,host=0", NULL };
+	const char *bigid[] = { "k", "--numa", "guest=9,size=2M,host=0", NULL };
+	const char *kv[] = { "k", "--numa", "guest=0,size", NULL };
+	const char *badlist[] = { "k", "--numa", "guest=0,size=2M,policy=interleave,hosts=2-1", NULL };
+	const char *badpool[] = { "k", "--pool", "x=1G", NULL };
+	const char *smallpool[] = { "k", "--pool", "1=1M", NULL };
+
+	expect_error(dup, "given more than once");
+	expect_error(gap, "IDs must be 0..0");
+	expect_error(pol, "unknown policy");
+	expect_error(odd, "multiple of 2 MiB");
+	expect_error(nohost, "needs host=NODE");
+	expect_error(noid, "needs guest=ID");
+	expect_error(bigid, "not a guest node ID");
+	expect_error(kv, "is not KEY=VALUE");
+	expect_error(badlist, "bad range");
+	expect_error(badpool, "expected NODE=SIZE");
+	expect_error(smallpool, "at least 2 MiB");
+}
+
 static CU_TestInfo tests[] = {
+	{ "--numa and --pool", test_numa_opts },
+	{ "--numa errors", test_numa_opt_errors },
 	{ "size units", test_size_units },
 	{ "size malformed", test_size_malformed },
 	{ "size overflow", test_size_overflow },
