@@ -98,37 +98,58 @@ static int alias_sync(struct mm *mm, gpa_t gpa, uint64_t size, bool prot_only)
 	return r;
 }
 
+struct span {
+	gpa_t s, e;
+	bool prot_only;
+};
+
+static int span_cmp(const void *a, const void *b)
+{
+	const struct span *x = a, *y = b;
+
+	return x->s < y->s ? -1 : x->s > y->s;
+}
+
 static void kvm_commit(void *ctx, const struct s2_batch *b)
 {
 	struct mm *mm = ctx;
-	gpa_t s = 0, e = 0;
-	bool open = false, prot_only = true;
+	struct span *v;
+	size_t n = 0;
 
-	if (b->overflow) {
+	if (b->overflow || !b->n) {
+		if (b->overflow)
+			alias_sync(mm, 0, mm->cfg.mem_size, false);
+		return;
+	}
+	v = malloc(b->n * sizeof(*v));
+	if (!v) {
 		alias_sync(mm, 0, mm->cfg.mem_size, false);
 		return;
 	}
-	/* Coalesce the changed ranges, whatever their level, so runs stay maximal. */
-	for (size_t i = 0; i <= b->n; i++) {
-		const struct s2_change *c = i < b->n ? &b->v[i] : NULL;
+	for (size_t i = 0; i < b->n; i++) {
+		const struct s2_change *c = &b->v[i];
 
-		if (c && (c->op == S2_OP_SPLIT || c->op == S2_OP_COLLAPSE))
-			continue; /* same translations: nothing to redo in the alias */
-		if (c && open && c->gpa == e) {
-			e += c->size;
-			prot_only &= c->op == S2_OP_PROTECT;
-			continue;
-		}
-		if (open && s < mm->cfg.mem_size)
-			alias_sync(mm, s, (e < mm->cfg.mem_size ? e : mm->cfg.mem_size) - s,
-				   prot_only);
-		if (!c)
-			break;
-		s = c->gpa;
-		e = c->gpa + c->size;
-		prot_only = c->op == S2_OP_PROTECT;
-		open = true;
+		if (c->op == S2_OP_SPLIT || c->op == S2_OP_COLLAPSE || c->gpa >= mm->cfg.mem_size)
+			continue; /* same translations, or beyond RAM: nothing to redo */
+		v[n++] = (struct span){ c->gpa, c->gpa + c->size, c->op == S2_OP_PROTECT };
 	}
+	/* Union overlapping and adjacent changes, whatever their op or level, so a run that
+	 * was remapped and re-protected in one batch costs one call. */
+	qsort(v, n, sizeof(*v), span_cmp);
+	for (size_t i = 0; i < n;) {
+		struct span u = v[i++];
+
+		while (i < n && v[i].s <= u.e) {
+			if (v[i].e > u.e)
+				u.e = v[i].e;
+			u.prot_only &= v[i].prot_only;
+			i++;
+		}
+		if (u.e > mm->cfg.mem_size)
+			u.e = mm->cfg.mem_size;
+		alias_sync(mm, u.s, u.e - u.s, u.prot_only);
+	}
+	free(v);
 }
 
 /* The alias update is itself KVM's invalidation (MMU notifiers): nothing more to do. */
@@ -154,7 +175,7 @@ static uint64_t pool_cap(const struct mm_config *c, unsigned node)
 	return pool_node_bytes(node);
 }
 
-static int pool_get(struct mm *mm, unsigned node)
+int mm_pool_get(struct mm *mm, unsigned node)
 {
 	int i = pool_index(mm, node), r;
 	char err[200];
@@ -237,7 +258,7 @@ static int place_node(struct mm *mm, struct mm_guest_node *n)
 		int idx[MM_MAX_POOLS];
 
 		for (unsigned h = 0; h < n->nr_hosts; h++) {
-			idx[h] = pool_get(mm, n->hosts[h]);
+			idx[h] = mm_pool_get(mm, n->hosts[h]);
 			if (idx[h] < 0)
 				return idx[h];
 		}
@@ -252,7 +273,7 @@ static int place_node(struct mm *mm, struct mm_guest_node *n)
 		}
 		return 0;
 	}
-	pi = pool_get(mm, n->host);
+	pi = mm_pool_get(mm, n->host);
 	if (pi < 0)
 		return pi;
 	got = place_from(mm, (unsigned)pi, n->gpa, n->size);
@@ -265,7 +286,7 @@ static int place_node(struct mm *mm, struct mm_guest_node *n)
 
 			if (n->hosts[h] == n->host)
 				continue;
-			r = pool_get(mm, n->hosts[h]);
+			r = mm_pool_get(mm, n->hosts[h]);
 			if (r < 0)
 				return r;
 			more = place_from(mm, (unsigned)r, n->gpa + got, n->size - got);
@@ -293,6 +314,14 @@ int mm_create(struct mm *mm, const struct mm_config *cfg)
 	memset(mm, 0, sizeof(*mm));
 	mm->cfg = *cfg;
 	s2_batch_init(&mm->batch);
+	pthread_mutex_init(&mm->lock, NULL);
+	gen_init(&mm->gens, 1);
+	mm->vcpu_holder = gen_holder_add(&mm->gens, "vcpus");
+	if (!mm->cfg.mig.cap_frames)
+		mm->cfg.mig.cap_frames = 8192;
+	if (!mm->cfg.mig.batch_frames)
+		mm->cfg.mig.batch_frames = 8192;
+	defer_init(&mm->deferred, mm->cfg.mig.cap_frames);
 	r = validate(mm);
 	if (r)
 		return r;
@@ -304,8 +333,8 @@ int mm_create(struct mm *mm, const struct mm_config *cfg)
 	}
 	mc.fmt = cfg->fmt ? cfg->fmt : &s2_format_ept;
 	mc.ipa_bits = 48;
-	mc.be = &mm_kvm_backend_ops;
-	mc.be_ctx = mm;
+	mc.be = cfg->be ? cfg->be : &mm_kvm_backend_ops;
+	mc.be_ctx = cfg->be ? cfg->be_ctx : mm;
 	r = s2_map_init(&mm->map, &mc);
 	if (r)
 		return MM_ERR(mm, r, "cannot create the stage-2 map");
@@ -313,15 +342,17 @@ int mm_create(struct mm *mm, const struct mm_config *cfg)
 	if (r)
 		return MM_ERR(mm, r, "cannot allocate the frame table");
 
-	mm->alias_len = cfg->mem_size + MIB2;
-	mm->alias_base = mmap(NULL, mm->alias_len, PROT_NONE,
-			      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (mm->alias_base == MAP_FAILED) {
-		mm->alias_base = NULL;
-		return MM_ERR(mm, -ENOMEM, "cannot reserve address space for guest RAM");
+	if (!cfg->be) {
+		mm->alias_len = cfg->mem_size + MIB2;
+		mm->alias_base = mmap(NULL, mm->alias_len, PROT_NONE,
+				      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		if (mm->alias_base == MAP_FAILED) {
+			mm->alias_base = NULL;
+			return MM_ERR(mm, -ENOMEM, "cannot reserve address space for guest RAM");
+		}
+		base = ((uintptr_t)mm->alias_base + MIB2 - 1) & ~(uintptr_t)(MIB2 - 1);
+		mm->alias = (unsigned char *)base;
 	}
-	base = ((uintptr_t)mm->alias_base + MIB2 - 1) & ~(uintptr_t)(MIB2 - 1);
-	mm->alias = (unsigned char *)base;
 
 	for (unsigned i = 0; i < mm->cfg.nr_nodes; i++) {
 		mm->cfg.nodes[i].gpa = gpa;
@@ -348,6 +379,8 @@ void mm_destroy(struct mm *mm)
 	if (mm->map.tables.pages)
 		s2_map_destroy(&mm->map);
 	s2_batch_free(&mm->batch);
+	defer_destroy(&mm->deferred);
+	pthread_mutex_destroy(&mm->lock);
 }
 
 int mm_gpa_backing(const struct mm *mm, gpa_t gpa, unsigned *pool, uint64_t *offset)
@@ -364,10 +397,13 @@ int mm_gpa_backing(const struct mm *mm, gpa_t gpa, unsigned *pool, uint64_t *off
 
 int mm_gpa_node(const struct mm *mm, gpa_t gpa)
 {
+	struct mm *m = (struct mm *)mm; /* the lock only: walks race with migrations */
 	unsigned pool;
 	uint64_t off;
+	int r;
 
-	if (mm_gpa_backing(mm, gpa, &pool, &off))
-		return -ENOENT;
-	return (int)mm->pools[pool].node;
+	pthread_mutex_lock(&m->lock);
+	r = mm_gpa_backing(mm, gpa, &pool, &off) ? -ENOENT : (int)mm->pools[pool].node;
+	pthread_mutex_unlock(&m->lock);
+	return r;
 }

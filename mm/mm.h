@@ -11,7 +11,10 @@
 #ifndef S2VM_MM_MM_H
 #define S2VM_MM_MM_H
 
+#include <pthread.h>
+
 #include "mm/frame.h"
+#include "mm/holders.h"
 #include "mm/pool.h"
 #include "mm/s2.h"
 
@@ -38,6 +41,19 @@ struct mm_pool_cap {
 	uint64_t bytes;
 };
 
+struct mm;
+
+/* Copy @n frames from pool @sp frame @sf to pool @dp frame @df. Returns 0 or -errno. */
+typedef int (*mm_copy_fn)(void *ctx, struct mm *mm, unsigned sp, uint64_t sf, unsigned dp,
+			  uint64_t df, uint64_t n);
+
+struct mig_policy {
+	bool lazy_writable; /* migrated pages stay read-only until their first write */
+	bool defer_invalidation; /* hold back deferrable invalidations (arm64 rules) */
+	uint64_t cap_frames; /* flush and free when more frames are pending (0: 8192) */
+	uint64_t batch_frames; /* frames per batch (0: 8192) */
+};
+
 struct mm_config {
 	uint64_t mem_size;
 	unsigned nr_nodes; /* 0: one node of mem_size on the host node s2vm runs on */
@@ -45,6 +61,25 @@ struct mm_config {
 	unsigned nr_caps; /* --pool NODE=SIZE limits */
 	struct mm_pool_cap caps[MM_MAX_POOLS];
 	const struct s2_format *fmt; /* NULL: EPT */
+	/* NULL: the kvm backend and a host alias. Otherwise (tests, the sim lab) no alias
+	 * is made and the map reports to this backend. */
+	const struct s2_backend_ops *be;
+	void *be_ctx;
+	mm_copy_fn copy; /* NULL: memcpy between the pools' own mappings */
+	void *copy_ctx;
+	struct mig_policy mig;
+};
+
+struct mig_stats {
+	uint64_t pages, bytes; /* migrated */
+	uint64_t batches, runs;
+	uint64_t alias_mprotect, alias_mmap; /* alias calls made by migrations */
+	uint64_t fault_waits, stall_ns; /* vCPU write faults that waited, total time */
+	uint64_t lazy_fixups; /* pages made writable on first write */
+	uint64_t forced_flushes; /* cap or low pool forced flush-and-free */
+	uint64_t aborted_pages; /* not moved: the destination pool ran out */
+	uint64_t skipped_pages; /* already on the target node */
+	uint64_t copy_ns;
 };
 
 struct mm_alias_stats {
@@ -64,6 +99,12 @@ struct mm {
 	unsigned char *alias; /* GPA 0, 2 MiB aligned, cfg.mem_size bytes */
 	struct mm_alias_stats alias_stats;
 	uint64_t build_ns; /* time mm_create took */
+	pthread_mutex_t lock; /* serialises map updates, migrations, guest writes by the VMM */
+	uint64_t seq; /* bumped (under lock) by every change that may end a write fault */
+	struct gen_tracker gens;
+	int vcpu_holder; /* the vCPU set as a translation holder */
+	struct defer_queue deferred; /* old frames waiting for every holder */
+	struct mig_stats mig;
 	char err[256];
 };
 
@@ -84,6 +125,34 @@ int mm_gpa_backing(const struct mm *mm, gpa_t gpa, unsigned *pool, uint64_t *off
 static inline hpa_t mm_pa(unsigned pool, uint64_t frame)
 {
 	return ((hpa_t)pool << MM_POOL_SHIFT) | (frame << POOL_FRAME_SHIFT);
+}
+
+/* The pool for host node @node, created if needed. Returns its index or -errno.
+ * Caller holds mm->lock (or is single-threaded). */
+int mm_pool_get(struct mm *mm, unsigned node);
+
+/*
+ * Copy @len bytes into guest memory at @gpa on behalf of the VMM, waiting for any
+ * migration batch and making lazily write-protected pages writable first. Returns 0 or
+ * -EFAULT (outside RAM).
+ */
+int mm_write_guest(struct mm *mm, gpa_t gpa, const void *src, uint64_t len);
+
+/*
+ * A vCPU's write to @gpa (~0 if unknown) faulted. Waits for a migration batch in
+ * progress, or makes a lazily write-protected page writable. @seen_seq is mm->seq as
+ * read before the vCPU entered the guest. Returns 0 if re-entering can make progress,
+ * -EFAULT if the page is simply not writable.
+ */
+int mm_handle_write_fault(struct mm *mm, gpa_t gpa, uint64_t seen_seq);
+
+/* The same with mm->lock held and a known @gpa: make its leaf writable if the lazy
+ * policy left it read-only. Returns 0 or -EFAULT. */
+int mm_handle_write_fault_locked(struct mm *mm, gpa_t gpa);
+
+static inline uint64_t mm_seq(struct mm *mm)
+{
+	return __atomic_load_n(&mm->seq, __ATOMIC_ACQUIRE);
 }
 
 /* The `kvm` backend's ops; ctx is the struct mm. */

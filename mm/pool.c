@@ -209,6 +209,18 @@ uint64_t pool_alloc_upto(struct pool *p, uint64_t max, uint64_t align, uint64_t 
 	return n;
 }
 
+uint64_t pool_alloc_at(struct pool *p, uint64_t first, uint64_t n)
+{
+	uint64_t got;
+
+	if (first >= p->nr_frames)
+		return 0;
+	got = free_run(p, first, n);
+	if (got)
+		mark(p, first, got, true);
+	return got;
+}
+
 void pool_free(struct pool *p, uint64_t first, uint64_t n)
 {
 	mark(p, first, n, false);

@@ -54,6 +54,10 @@ int pool_alloc(struct pool *p, uint64_t n, uint64_t align, uint64_t *first)
  * Returns the number of frames (0 if none), *@first its start. */
 uint64_t pool_alloc_upto(struct pool *p, uint64_t max, uint64_t align, uint64_t *first);
 
+/* Allocate the free frames from exactly @first on, at most @n, stopping at the first used
+ * one. Returns how many (0 if @first is used or out of range). */
+uint64_t pool_alloc_at(struct pool *p, uint64_t first, uint64_t n);
+
 /* Free [@first, @first + @n). Every frame must be allocated. */
 void pool_free(struct pool *p, uint64_t first, uint64_t n);
 

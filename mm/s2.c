@@ -654,9 +654,25 @@ int s2_walk(const struct s2_map *m, gpa_t gpa, struct s2_leaf *out, unsigned *le
 
 size_t s2_batch_commit(struct s2_map *m, struct s2_batch *b)
 {
+	return s2_batch_commit_flags(m, b, 0);
+}
+
+size_t s2_flush_deferred(struct s2_map *m)
+{
+	if (!m->flush_pending)
+		return 0;
+	do_tlbi(m, 0, 1ull << m->ipa_bits);
+	m->flush_pending = false;
+	m->stats.deferred_flushes++;
+	return 1;
+}
+
+size_t s2_batch_commit_flags(struct s2_map *m, struct s2_batch *b, unsigned flags)
+{
 	size_t issued = 0;
 	gpa_t cs = 0, ce = 0;
 	bool open = false;
+	bool defer = (flags & S2_COMMIT_DEFER) && !b->nfree;
 
 	if (b->overflow) {
 		do_tlbi(m, 0, 1ull << m->ipa_bits);
@@ -667,6 +683,11 @@ size_t s2_batch_commit(struct s2_map *m, struct s2_batch *b)
 
 			if (c->inv == S2_INV_NONE)
 				continue;
+			if (c->inv == S2_INV_DEFERRABLE && defer) {
+				m->flush_pending = true;
+				m->stats.deferred++;
+				continue;
+			}
 			if (open && c->gpa == ce) {
 				ce += c->size;
 				continue;

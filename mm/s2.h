@@ -81,6 +81,8 @@ struct s2_map_stats {
 	uint64_t bbm; /* break-before-make sequences */
 	uint64_t tlbi; /* invalidation calls issued */
 	uint64_t commits;
+	uint64_t deferred; /* deferrable invalidations held back by S2_COMMIT_DEFER */
+	uint64_t deferred_flushes; /* s2_flush_deferred() calls that issued one */
 };
 
 struct s2_tables {
@@ -100,6 +102,7 @@ struct s2_map {
 	const struct s2_backend_ops *be;
 	void *be_ctx;
 	struct s2_map_stats stats;
+	bool flush_pending; /* deferred invalidations not yet issued */
 };
 
 /* Create an empty map. Returns 0, -EINVAL for a bad config or -ENOMEM. */
@@ -154,6 +157,20 @@ int s2_walk(const struct s2_map *m, gpa_t gpa, struct s2_leaf *out, unsigned *le
 /* Issue the batch's invalidations (coalesced), then free its tables; empties the batch.
  * Returns the number of invalidation calls issued. */
 size_t s2_batch_commit(struct s2_map *m, struct s2_batch *b);
+
+#define S2_COMMIT_DEFER 1u /* hold back S2_INV_DEFERRABLE invalidations */
+
+/*
+ * As s2_batch_commit(); with S2_COMMIT_DEFER the deferrable invalidations are not
+ * issued but left pending for s2_flush_deferred(). The caller must flush before any
+ * affected mapping becomes writable and before freeing the frames the stale entries
+ * point at (mm/holders.h orders the latter). A batch that frees tables is never deferred.
+ */
+size_t s2_batch_commit_flags(struct s2_map *m, struct s2_batch *b, unsigned flags);
+
+/* Issue the pending deferred invalidations as one full invalidation. Returns 1 if one
+ * was issued, 0 if nothing was pending. */
+size_t s2_flush_deferred(struct s2_map *m);
 
 /* Bytes of table pages in use. */
 static inline uint64_t s2_map_table_bytes(const struct s2_map *m)

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "vmm/churn.h"
 #include "vmm/cmd.h"
 #include "vmm/elf.h"
 #include "vmm/options.h"
@@ -80,6 +81,7 @@ int cmd_run(int argc, char **argv)
 	struct vm_config cfg;
 	struct run_ctx ctx;
 	struct vm vm;
+	struct churn churn = { 0 };
 	void *kernel;
 	size_t klen = 0;
 	int r, kvm, code;
@@ -120,6 +122,7 @@ int cmd_run(int argc, char **argv)
 	memcpy(cfg.mem.nodes, o.numa, sizeof(o.numa));
 	cfg.mem.nr_caps = o.nr_pools;
 	memcpy(cfg.mem.caps, o.pools, sizeof(o.pools));
+	cfg.mem.mig.lazy_writable = o.lazy_writable;
 	cfg.nr_vcpus = o.vcpus;
 	cfg.guest_args = o.guest_args;
 	if (vm_create(&vm, kvm, &cfg, &e) || vm_load_kernel(&vm, &img, kernel, &e)) {
@@ -138,8 +141,20 @@ int cmd_run(int argc, char **argv)
 				p->node, p->bound_node);
 	}
 
+	if (o.churn_ms) {
+		uint64_t chunk = o.churn_bytes ? o.churn_bytes
+				 : ((o.mem_size / 100) & ~((2ull << 20) - 1));
+
+		if (!chunk)
+			chunk = 2ull << 20;
+		if (churn_start(&churn, &vm, o.churn_ms, chunk, &e)) {
+			fprintf(stderr, "s2vm run: %s\n", e.msg);
+			goto out_vm;
+		}
+	}
 	ctx.stats = o.stats;
 	code = vm_run(&vm, on_usr1, &ctx);
+	churn_join(&churn);
 	if (o.stats != RUN_STATS_NONE)
 		vm_stats_print(&vm, o.stats, o.stats == RUN_STATS_JSON ? stdout : stderr);
 out_vm:

@@ -4,9 +4,11 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "mm/migrate.h"
 #include "s2vm/hypercall.h"
 #include "vmm/vcpu.h"
 
@@ -77,20 +79,29 @@ static int64_t hc_console(struct vcpu *v, const uint64_t *a)
 static int64_t hc_get_args(struct vcpu *v, const uint64_t *a)
 {
 	size_t n = strlen(v->vm->guest_args);
-	char *p;
+	uint64_t len;
 
 	if (a[1] == 0)
 		return (int64_t)n;
-	p = vm_gpa_to_hva(v->vm, a[0], a[1]);
-	if (!p)
+	len = n + 1 <= a[1] ? n : a[1] - 1;
+	if (mm_write_guest(&v->vm->mm, a[0], v->vm->guest_args, len) ||
+	    mm_write_guest(&v->vm->mm, a[0] + len, "", 1))
 		return -EFAULT;
-	if (n + 1 <= a[1]) {
-		memcpy(p, v->vm->guest_args, n + 1);
-	} else {
-		memcpy(p, v->vm->guest_args, a[1] - 1);
-		p[a[1] - 1] = '\0';
-	}
 	return (int64_t)n;
+}
+
+static int64_t hc_migrate(struct vcpu *v, const uint64_t *a)
+{
+	struct mig_range r = { .gpa = a[0], .len = a[1] };
+	struct mig_result res;
+	int e;
+
+	if (a[2] > 63)
+		return -EINVAL;
+	e = mm_migrate(&v->vm->mm, &r, 1, (unsigned)a[2], &res);
+	if (e)
+		return e;
+	return (int64_t)((res.pages + res.skipped) * 4096);
 }
 
 static const char *const vector_names[32] = {
@@ -156,6 +167,9 @@ bool vcpu_hypercall(struct vcpu *v, uint32_t block_gpa)
 			pthread_cond_wait(&vm->stop_cond, &vm->stop_lock);
 		pthread_mutex_unlock(&vm->stop_lock);
 		return false;
+	case S2_HC_MIGRATE:
+		ret = hc_migrate(v, b.args);
+		break;
 	case S2_HC_GPA_NODE:
 		ret = mm_gpa_node(&vm->mm, b.args[0]);
 		break;
@@ -165,6 +179,11 @@ bool vcpu_hypercall(struct vcpu *v, uint32_t block_gpa)
 	default:
 		break;
 	}
-	__atomic_store_n(&gb->ret, ret, __ATOMIC_RELEASE);
+	/* through the memory manager: the block may sit on a page being migrated */
+	if (mm_write_guest(&vm->mm, block_gpa + offsetof(struct s2_hc_block, ret), &ret,
+			   sizeof(ret))) {
+		vm_stop(vm, VM_STOP_CRASH, S2_EXIT_GUEST_CRASH);
+		return false;
+	}
 	return true;
 }

@@ -99,6 +99,12 @@ void run_opts_usage(FILE *f)
 		"                       Host nodes this machine lacks are emulated.\n"
 		"      --pool NODE=SIZE  cap host node NODE's pool at SIZE (default: the\n"
 		"                       node's memory)\n"
+		"      --churn MS[,SIZE] every MS ms move the next SIZE (default 1%% of --mem,\n"
+		"                       at least 2 MiB) of guest memory to the next host\n"
+		"                       node, round-robin, while the guest runs\n"
+		"      --migrate-writable=eager|lazy\n"
+		"                       make migrated pages writable at the end of each\n"
+		"                       batch (eager, default) or on their first write\n"
 		"      --stats[=FMT]    print memory statistics at exit (and on SIGUSR1);\n"
 		"                       FMT is text (default, stderr) or json (stdout)\n"
 		"  -h, --help           show this help and exit\n"
@@ -286,6 +292,8 @@ int run_opts_parse(int argc, char **argv, struct run_opts *o, struct s2_err *e)
 		{ "stats", optional_argument, NULL, 'S' },
 		{ "numa", required_argument, NULL, 'N' },
 		{ "pool", required_argument, NULL, 'P' },
+		{ "churn", required_argument, NULL, 'C' },
+		{ "migrate-writable", required_argument, NULL, 'W' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -364,6 +372,33 @@ int run_opts_parse(int argc, char **argv, struct run_opts *o, struct s2_err *e)
 			if (r)
 				return r;
 			o->nr_pools++;
+			break;
+		case 'C': {
+			char *comma;
+
+			errno = 0;
+			v = strtoull(optarg, &comma, 10);
+			if (!isdigit((unsigned char)optarg[0]) || errno || v == 0 || v > 3600000 ||
+			    (*comma && *comma != ','))
+				return s2_err_set(e, -EINVAL,
+						  "--churn %s: expected MS[,SIZE] with MS in 1..3600000",
+						  optarg);
+			o->churn_ms = (unsigned)v;
+			if (*comma && (s2_size_parse(comma + 1, 20, &o->churn_bytes) ||
+				       !o->churn_bytes || o->churn_bytes % (2u << 20)))
+				return s2_err_set(e, -EINVAL,
+						  "--churn %s: SIZE must be a non-zero multiple of 2 MiB",
+						  optarg);
+			break;
+		}
+		case 'W':
+			if (!strcmp(optarg, "eager"))
+				o->lazy_writable = false;
+			else if (!strcmp(optarg, "lazy"))
+				o->lazy_writable = true;
+			else
+				return s2_err_set(e, -EINVAL,
+						  "--migrate-writable=%s: expected eager or lazy", optarg);
 			break;
 		case 'h':
 			return RUN_OPTS_HELP;

@@ -42,6 +42,9 @@ struct run_opts {
 	struct mm_guest_node numa[MM_MAX_NODES];
 	unsigned nr_pools; /* --pool NODE=SIZE */
 	struct mm_pool_cap pools[MM_MAX_POOLS];
+	unsigned churn_ms; /* --churn MS[,SIZE]: 0 = off */
+	uint64_t churn_bytes; /* 0 = 1% of --mem, at least 2 MiB */
+	bool lazy_writable; /* --migrate-writable=lazy */
 };
 
 #define RUN_OPTS_DEFAULT_MEM (128ull << 20)

@@ -92,6 +92,32 @@ static json_object *stats_json(struct vm *vm)
 	json_object_object_add(mem, "alias_mprotect_calls",
 			       json_object_new_uint64(mm->alias_stats.mprotect_calls));
 	json_object_object_add(mem, "build_ns", json_object_new_uint64(mm->build_ns));
+	{
+		const struct mig_stats *ms = &mm->mig;
+		json_object *mj = json_object_new_object();
+
+#define ADD(k, v) json_object_object_add(mj, k, json_object_new_uint64(v))
+		ADD("pages", ms->pages);
+		ADD("bytes", ms->bytes);
+		ADD("batches", ms->batches);
+		ADD("runs", ms->runs);
+		ADD("alias_mprotect_calls", ms->alias_mprotect);
+		ADD("alias_mmap_calls", ms->alias_mmap);
+		ADD("write_fault_waits", ms->fault_waits);
+		ADD("write_fault_stall_ns", ms->stall_ns);
+		ADD("lazy_fixup_pages", ms->lazy_fixups);
+		ADD("deferred_frames", mm->deferred.frames);
+		ADD("deferred_frames_max", mm->deferred.frames_max);
+		ADD("forced_flushes", ms->forced_flushes);
+		ADD("aborted_pages", ms->aborted_pages);
+		ADD("skipped_pages", ms->skipped_pages);
+		ADD("copy_ns", ms->copy_ns);
+#undef ADD
+		json_object_object_add(mj, "writable",
+				       json_object_new_string(mm->cfg.mig.lazy_writable ? "lazy"
+											: "eager"));
+		json_object_object_add(o, "migration", mj);
+	}
 
 	json_object_object_add(g, "mem_bytes", json_object_new_uint64(vm->mem_size));
 	json_object_object_add(g, "resident_bytes", json_object_new_uint64(resident));
@@ -158,6 +184,20 @@ void vm_stats_print(struct vm *vm, enum run_stats_mode mode, FILE *f)
 	fprintf(f, "  stage-2 tables     %s\n", s2_size_format(s2_map_table_bytes(&mm->map), a, sizeof(a)));
 	fprintf(f, "  alias calls        %" PRIu64 " mmap, %" PRIu64 " mprotect; built in %.2f ms\n",
 		mm->alias_stats.mmap_calls, mm->alias_stats.mprotect_calls, (double)mm->build_ns / 1e6);
+	if (mm->mig.pages || mm->mig.aborted_pages || mm->mig.fault_waits) {
+		const struct mig_stats *ms = &mm->mig;
+
+		fprintf(f, "  migration          %" PRIu64 " pages (%s) in %" PRIu64 " batches, %" PRIu64
+			   " runs; alias calls %" PRIu64 " mprotect + %" PRIu64 " mmap\n",
+			ms->pages, s2_size_format(ms->bytes, a, sizeof(a)), ms->batches, ms->runs,
+			ms->alias_mprotect, ms->alias_mmap);
+		fprintf(f, "                     %" PRIu64 " write-fault waits, %.3f ms stalled; %" PRIu64
+			   " deferred frames now, %" PRIu64 " at most; %" PRIu64
+			   " forced flushes; %" PRIu64 " aborted pages; writable %s\n",
+			ms->fault_waits, (double)ms->stall_ns / 1e6, mm->deferred.frames,
+			mm->deferred.frames_max, ms->forced_flushes, ms->aborted_pages,
+			mm->cfg.mig.lazy_writable ? "lazy" : "eager");
+	}
 	fprintf(f, "  vCPUs              %u, %" PRIu64 " exits, %" PRIu64 " hypercalls\n",
 		vm->nr_vcpus, json_object_get_uint64(json_object_object_get(g, "exits")),
 		json_object_get_uint64(json_object_object_get(g, "hypercalls")));

@@ -152,10 +152,26 @@ static void *vcpu_thread(void *arg)
 	pthread_sigmask(SIG_UNBLOCK, &kick, NULL);
 
 	while (!atomic_load(&vm->stopping)) {
+		uint64_t seq = mm_seq(&vm->mm);
+
 		if (ioctl(v->fd, KVM_RUN, 0) < 0) {
 			if (errno == EINTR || errno == EAGAIN) {
 				__atomic_store_n(&run->immediate_exit, 0, __ATOMIC_SEQ_CST);
 				continue;
+			}
+			if (errno == EFAULT) {
+				/* a write to a write-protected page: a migration batch is in
+				 * progress, or the lazy policy left it read-only */
+				gpa_t gpa = run->exit_reason == KVM_EXIT_MEMORY_FAULT
+						    ? s2_kvm_memory_fault(run)->gpa
+						    : ~0ull;
+
+				if (mm_handle_write_fault(&vm->mm, gpa, seq) == 0)
+					continue;
+				snprintf(why, sizeof(why), "guest access to GPA %#llx failed (EFAULT)",
+					 (unsigned long long)gpa);
+				vcpu_crash(v, why);
+				break;
 			}
 			snprintf(why, sizeof(why), "KVM_RUN failed: %s", strerror(errno));
 			vcpu_crash(v, why);

@@ -28,7 +28,10 @@ int x86_boot_write_tables(void *ram_, uint64_t mem_size, unsigned nr_cpus)
 {
 	unsigned char *ram = ram_;
 	uint64_t ngib = (mem_size + GIB - 1) / GIB;
-	const uint64_t flags = X86_PTE_P | X86_PTE_RW | X86_PTE_US;
+	/* Accessed and Dirty are preset: a host walking these tables (shadow paging, the
+	 * instruction emulator) then never writes them, so they stay correct even while
+	 * their page is write-protected for a migration. */
+	const uint64_t flags = X86_PTE_P | X86_PTE_RW | X86_PTE_US | X86_PTE_A;
 
 	if (mem_size == 0 || mem_size % MIB2 || ngib > S2_PD_MAX || nr_cpus == 0 ||
 	    nr_cpus > S2_MAX_VCPUS || mem_size < S2_IMAGE_MIN_GPA)
@@ -45,7 +48,7 @@ int x86_boot_write_tables(void *ram_, uint64_t mem_size, unsigned nr_cpus)
 
 			if (pa >= mem_size)
 				break;
-			put64(ram, pd + j * 8, pa | flags | X86_PTE_PS);
+			put64(ram, pd + j * 8, pa | flags | X86_PTE_D | X86_PTE_PS);
 		}
 	}
 

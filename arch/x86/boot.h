@@ -15,6 +15,8 @@
 #define X86_PTE_P (1ull << 0)
 #define X86_PTE_RW (1ull << 1)
 #define X86_PTE_US (1ull << 2)
+#define X86_PTE_A (1ull << 5)
+#define X86_PTE_D (1ull << 6)
 #define X86_PTE_PS (1ull << 7)
 
 #define X86_TSS_IOMAP_OFF 104 /* I/O bitmap right after the 104-byte TSS */

@@ -21,4 +21,17 @@
 #define KVM_CAP_USER_MEMORY2 231 /* Linux 6.8 */
 #endif
 
+/* kvm_run's memory_fault member (Linux 6.8), at the start of the exit union; read
+ * through this struct so the 6.1 headers suffice. */
+struct s2_kvm_memory_fault {
+	__u64 flags;
+	__u64 gpa;
+	__u64 size;
+};
+
+static inline const struct s2_kvm_memory_fault *s2_kvm_memory_fault(const struct kvm_run *r)
+{
+	return (const struct s2_kvm_memory_fault *)(const void *)&r->mmio;
+}
+
 #endif

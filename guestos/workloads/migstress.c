@@ -1,0 +1,102 @@
+// SPDX-License-Identifier: MIT
+/*
+ * migstress.elf [seconds=N] [size=SIZE] [migrate=1]
+ *
+ * Every vCPU owns a slice of the heap. Pass after pass it checks that each word still
+ * holds what it wrote last pass, then writes the next sequence number there, while the
+ * VMM moves those same pages between host nodes (--churn, or with migrate=1 vCPU 0 also
+ * asks for migrations itself through the migrate hypercall). After N seconds every vCPU
+ * checks its whole slice once more and reports. Any lost or torn write is a mismatch:
+ * the guest exits 1.
+ */
+#include "guest.h"
+
+static uint64_t seconds = 3, size, migrate;
+static volatile unsigned go, done;
+static volatile uint64_t bad_total, passes_total, words_total;
+
+static inline uint64_t val(unsigned cpu, uint64_t i, uint64_t pass)
+{
+	return (pass << 40) ^ (i * 0x9e3779b97f4a7c15ull) ^ ((uint64_t)cpu << 32) ^ 0x5a5a;
+}
+
+static void stress(unsigned cpu)
+{
+	uint64_t per = size / g_boot->nr_cpus / 8;
+	volatile uint64_t *w = (volatile uint64_t *)(uintptr_t)(g_boot->heap_start + cpu * per * 8);
+	uint64_t t_end, pass = 0, bad = 0, node = 0;
+
+	while (!go)
+		g_pause();
+	for (uint64_t i = 0; i < per; i++)
+		w[i] = val(cpu, i, 0);
+	t_end = g_clock_ns() + seconds * 1000000000ull;
+	while (!bad) {
+		pass++;
+		for (uint64_t i = 0; i < per; i++) {
+			uint64_t x = w[i];
+
+			if (x != val(cpu, i, pass - 1)) {
+				if (!bad)
+					g_printf("migstress: vCPU %u pass %lu: word %lu at GPA %#lx holds %#lx, wrote %#lx\n",
+						 cpu, (unsigned long)pass, (unsigned long)i,
+						 (unsigned long)(uintptr_t)&w[i], (unsigned long)x,
+						 (unsigned long)val(cpu, i, pass - 1));
+				bad++;
+			}
+			w[i] = val(cpu, i, pass);
+		}
+		if (cpu == 0 && migrate) {
+			/* ask for a migration of our own slice to the other node */
+			int64_t r = g_hypercall(S2_HC_MIGRATE, (uintptr_t)w, per * 8, node ^= 1, 0, 0);
+
+			if (r < 0) {
+				g_printf("migstress: migrate hypercall failed: %ld\n", (long)r);
+				bad++;
+			}
+		}
+		if (g_clock_ns() > t_end)
+			break;
+	}
+	/* the final checksum of everything this vCPU wrote */
+	for (uint64_t i = 0; i < per; i++)
+		if (w[i] != val(cpu, i, pass))
+			bad++;
+	__atomic_add_fetch(&bad_total, bad, __ATOMIC_RELAXED);
+	__atomic_add_fetch(&passes_total, pass, __ATOMIC_RELAXED);
+	__atomic_add_fetch(&words_total, pass * per, __ATOMIC_RELAXED);
+	__atomic_add_fetch(&done, 1, __ATOMIC_RELEASE);
+}
+
+void secondary_main(unsigned cpu)
+{
+	stress(cpu);
+}
+
+int main(int argc, char **argv)
+{
+	uint64_t avail = g_boot->mem_size - g_boot->heap_start;
+	const char *a;
+
+	size = avail & ~((uint64_t)(1 << 20) - 1);
+	if ((a = g_arg(argc, argv, "seconds")) && g_parse_u64(a, &seconds)) {
+		g_printf("migstress: seconds=%s is not a number\n", a);
+		return 2;
+	}
+	if ((a = g_arg(argc, argv, "size")) && (g_parse_size(a, &size) || size > avail || !size)) {
+		g_printf("migstress: size=%s must fit the %lu free bytes\n", a, (unsigned long)avail);
+		return 2;
+	}
+	if ((a = g_arg(argc, argv, "migrate")))
+		g_parse_u64(a, &migrate);
+	go = 1;
+	stress(0);
+	while (__atomic_load_n(&done, __ATOMIC_ACQUIRE) < g_boot->nr_cpus)
+		g_pause();
+	g_printf("migstress: %u vCPUs, %lu MiB, %lu passes, %lu words checked, %lu mismatches\n",
+		 g_boot->nr_cpus, (unsigned long)(size >> 20), (unsigned long)passes_total,
+		 (unsigned long)words_total, (unsigned long)bad_total);
+	g_report("migstress_words_checked", (double)words_total, "words");
+	g_report("migstress_mismatches", (double)bad_total, "words");
+	return bad_total ? 1 : 0;
+}

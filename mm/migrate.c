@@ -1,0 +1,423 @@
+// SPDX-License-Identifier: MIT
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "mm/migrate.h"
+
+#define HUGE POOL_HUGE_FRAMES
+#define PAGE S2_PAGE_SIZE
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* One piece of a batch: [gpa, gpa + n pages) moves from (sp, sf) to (target, df). */
+struct piece {
+	gpa_t gpa;
+	uint64_t n;
+	unsigned sp;
+	uint64_t sf, df;
+	unsigned perm;
+};
+
+static void free_frames(void *ctx, unsigned pool, uint64_t first, uint64_t n)
+{
+	struct mm *mm = ctx;
+
+	pool_free(&mm->pools[pool], first, n);
+	/* give the memory back: freed frames hold stale guest data */
+	if (!mm->cfg.be)
+		(void)pool_punch(&mm->pools[pool], first, n);
+}
+
+/* After a commit: the vCPU set's caches are clean of everything committed, unless
+ * invalidations were deferred. */
+static void publish_if_clean(struct mm *mm)
+{
+	if (!mm->map.flush_pending)
+		gen_publish(&mm->gens, mm->vcpu_holder, gen_current(&mm->gens));
+}
+
+uint64_t mm_flush_and_free(struct mm *mm)
+{
+	uint64_t gen = gen_current(&mm->gens); /* read before the flush */
+
+	s2_flush_deferred(&mm->map);
+	gen_publish(&mm->gens, mm->vcpu_holder, gen);
+	return defer_reap(&mm->deferred, gen_min_done(&mm->gens), free_frames, mm);
+}
+
+static int default_copy(void *ctx, struct mm *mm, unsigned sp, uint64_t sf, unsigned dp,
+			uint64_t df, uint64_t n)
+{
+	(void)ctx;
+	memcpy(mm->pools[dp].base + (df << POOL_FRAME_SHIFT),
+	       mm->pools[sp].base + (sf << POOL_FRAME_SHIFT), n << POOL_FRAME_SHIFT);
+	return 0;
+}
+
+static int copy_frames(struct mm *mm, unsigned sp, uint64_t sf, unsigned dp, uint64_t df,
+		       uint64_t n)
+{
+	if (mm->cfg.copy)
+		return mm->cfg.copy(mm->cfg.copy_ctx, mm, sp, sf, dp, df, n);
+	return default_copy(NULL, mm, sp, sf, dp, df, n);
+}
+
+/*
+ * Collect the next batch from [*cur, end): pieces contiguous in GPA and in their source
+ * frames, not already on @target, each with destination frames. Returns the number of
+ * pieces; sets *exhausted if the target pool ran out.
+ */
+static size_t collect(struct mm *mm, gpa_t *cur, gpa_t end, unsigned target, struct piece *v,
+		      size_t max_pieces, uint64_t max_frames, struct mig_result *res,
+		      bool *exhausted)
+{
+	struct pool *tp = &mm->pools[target];
+	size_t np = 0;
+	uint64_t frames = 0;
+
+	while (*cur < end && np < max_pieces && frames < max_frames && !*exhausted) {
+		struct s2_leaf l;
+		unsigned lvl;
+		gpa_t g = *cur;
+		uint64_t lsz, in, sp, sf, n;
+
+		if (s2_walk(&mm->map, g, &l, &lvl)) {
+			*cur += PAGE; /* a hole: nothing to move */
+			continue;
+		}
+		lsz = s2_level_size(lvl);
+		in = g & (lsz - 1);
+		sp = l.oa >> MM_POOL_SHIFT;
+		sf = ((l.oa & ((1ull << MM_POOL_SHIFT) - 1)) + in) >> POOL_FRAME_SHIFT;
+		n = (lsz - in) / PAGE;
+		if ((end - g) / PAGE < n)
+			n = (end - g) / PAGE;
+		if (frames + n > max_frames)
+			n = max_frames - frames;
+		if (sp == target) {
+			res->skipped += n;
+			*cur += n * PAGE;
+			continue;
+		}
+		/* extend the previous piece if contiguous in GPA and source frames, and the
+		 * destination frames right after it are free */
+		if (np && v[np - 1].gpa + v[np - 1].n * PAGE == g && v[np - 1].sp == sp &&
+		    v[np - 1].sf + v[np - 1].n == sf && v[np - 1].perm == l.perm) {
+			uint64_t got = pool_alloc_at(tp, v[np - 1].df + v[np - 1].n, n);
+
+			if (got) {
+				v[np - 1].n += got;
+				frames += got;
+				*cur += got * PAGE;
+				continue;
+			}
+		}
+		{
+			uint64_t first, align = (g % (HUGE * PAGE) == 0 && n >= HUGE) ? HUGE : 1;
+			uint64_t got = pool_alloc_upto(tp, n, align, &first);
+
+			if (!got && align > 1)
+				got = pool_alloc_upto(tp, n, 1, &first);
+			if (!got) {
+				*exhausted = true;
+				break;
+			}
+			v[np++] = (struct piece){ .gpa = g, .n = got, .sp = (unsigned)sp, .sf = sf,
+						  .df = first, .perm = l.perm };
+			frames += got;
+			*cur += got * PAGE;
+		}
+	}
+	return np;
+}
+
+/* Count pages mapped and not on @target in [from, end): what an abort leaves behind. */
+static uint64_t count_left(struct mm *mm, gpa_t from, gpa_t end, unsigned target)
+{
+	uint64_t n = 0;
+
+	for (gpa_t g = from; g < end;) {
+		struct s2_leaf l;
+		unsigned lvl;
+		uint64_t step;
+
+		if (s2_walk(&mm->map, g, &l, &lvl)) {
+			g += PAGE;
+			continue;
+		}
+		step = s2_level_size(lvl) - (g & (s2_level_size(lvl) - 1));
+		if (step > end - g)
+			step = end - g;
+		if ((l.oa >> MM_POOL_SHIFT) != target)
+			n += step / PAGE;
+		g += step;
+	}
+	return n;
+}
+
+/* Pieces still on their old frames: release their destinations and give the write
+ * permission back (recorded in @b; the caller commits). */
+static void undo_pieces(struct mm *mm, unsigned target, const struct piece *v, size_t n,
+			struct s2_batch *b)
+{
+	for (size_t i = 0; i < n; i++) {
+		pool_free(&mm->pools[target], v[i].df, v[i].n);
+		/* the same leaves were protected in step 1: no table page is needed, so
+		 * this cannot fail */
+		if (s2_protect(&mm->map, v[i].gpa, v[i].n * PAGE, v[i].perm, b))
+			continue;
+	}
+}
+
+/* Move one collected batch. Caller holds mm->lock. On a copy error the batch is put back
+ * on its old frames (still mapped there) and made writable again. */
+static int migrate_batch(struct mm *mm, unsigned target, struct piece *v, size_t np)
+{
+	const struct mig_policy *pol = &mm->cfg.mig;
+	struct s2_batch *b = &mm->batch;
+	uint64_t mp0 = mm->alias_stats.mprotect_calls, mm0 = mm->alias_stats.mmap_calls;
+	unsigned cflags = pol->defer_invalidation ? S2_COMMIT_DEFER : 0;
+	uint64_t t0, gen;
+	int r = 0;
+	size_t i;
+
+	__atomic_add_fetch(&mm->seq, 1, __ATOMIC_RELEASE);
+	/* 1. write-protect every run at its current frames; this invalidation is required */
+	for (i = 0; i < np && !r; i++)
+		r = s2_protect(&mm->map, v[i].gpa, v[i].n * PAGE, v[i].perm & ~S2_PERM_W, b);
+	s2_batch_commit_flags(&mm->map, b, cflags);
+	publish_if_clean(mm);
+	if (r)
+		goto undo;
+
+	/* 2. copy */
+	t0 = now_ns();
+	for (i = 0; i < np && !r; i++)
+		r = copy_frames(mm, v[i].sp, v[i].sf, target, v[i].df, v[i].n);
+	mm->mig.copy_ns += now_ns() - t0;
+	if (r)
+		goto undo;
+
+	/* 3. point every run at its new frames while read-only (identical contents) */
+	for (i = 0; i < np; i++) {
+		r = s2_remap(&mm->map, v[i].gpa, v[i].n * PAGE, mm_pa(target, v[i].df),
+			     S2_REMAP_SAME_CONTENTS, b);
+		if (r)
+			break;
+	}
+	if (r) {
+		/* pieces [0, i) moved; [i, np) are still on their old frames */
+		size_t moved = i;
+
+		undo_pieces(mm, target, v + moved, np - moved, b);
+		if (!moved)
+			goto out_undone;
+		for (i = moved; i < np; i++)
+			mm->mig.aborted_pages += v[i].n;
+		np = moved;
+		r = 0;
+	}
+	/* 4. writable again now (eager), never in the same write as the address change;
+	 * a deferred invalidation must be complete before anything becomes writable */
+	if (!pol->lazy_writable) {
+		/* With deferral the address change's invalidation is pending: commit and
+		 * flush it first. Without, both map writes go in one batch, and the kvm
+		 * backend applies them as one mmap per run with the final permissions. */
+		if (pol->defer_invalidation) {
+			s2_batch_commit_flags(&mm->map, b, cflags);
+			s2_flush_deferred(&mm->map);
+		}
+		for (i = 0; i < np; i++)
+			if (s2_protect(&mm->map, v[i].gpa, v[i].n * PAGE, v[i].perm, b))
+				r = -ENOMEM; /* cannot happen: same leaves as step 1 */
+	}
+	s2_batch_commit_flags(&mm->map, b, cflags);
+	/* no turning back: the guest runs on the new frames */
+	for (i = 0; i < np; i++)
+		frame_table_set(&mm->ft, v[i].gpa, v[i].n * PAGE, target, v[i].df);
+
+	/* 5. old frames wait for every holder to pass this generation */
+	gen = gen_advance(&mm->gens);
+	publish_if_clean(mm);
+	for (i = 0; i < np; i++) {
+		if (defer_push(&mm->deferred, v[i].sp, v[i].sf, v[i].n, gen)) {
+			mm_flush_and_free(mm); /* make room: everything before is freeable */
+			mm->mig.forced_flushes++;
+			if (defer_push(&mm->deferred, v[i].sp, v[i].sf, v[i].n, gen))
+				free_frames(mm, v[i].sp, v[i].sf, v[i].n); /* flushed above */
+		}
+		mm->mig.pages += v[i].n;
+		mm->mig.bytes += v[i].n * PAGE;
+	}
+	mm->mig.runs += np;
+	mm->mig.batches++;
+	defer_reap(&mm->deferred, gen_min_done(&mm->gens), free_frames, mm);
+	if (defer_over_cap(&mm->deferred) ||
+	    mm->pools[target].nr_free < mm->cfg.mig.batch_frames) {
+		mm_flush_and_free(mm);
+		mm->mig.forced_flushes++;
+	}
+	goto out;
+undo:
+	undo_pieces(mm, target, v, np, b);
+out_undone:
+	s2_flush_deferred(&mm->map);
+	s2_batch_commit(&mm->map, b);
+	publish_if_clean(mm);
+out:
+	mm->mig.alias_mprotect += mm->alias_stats.mprotect_calls - mp0;
+	mm->mig.alias_mmap += mm->alias_stats.mmap_calls - mm0;
+	__atomic_add_fetch(&mm->seq, 1, __ATOMIC_RELEASE);
+	return r;
+}
+
+int mm_migrate(struct mm *mm, const struct mig_range *ranges, size_t n, unsigned node,
+	       struct mig_result *res)
+{
+	size_t max_pieces = 1024;
+	struct piece *v = malloc(max_pieces * sizeof(*v));
+	bool exhausted = false;
+	int target, r = 0;
+
+	memset(res, 0, sizeof(*res));
+	if (!v)
+		return -ENOMEM;
+	for (size_t k = 0; k < n; k++)
+		if (ranges[k].len == 0 || (ranges[k].gpa | ranges[k].len) % PAGE ||
+		    ranges[k].gpa + ranges[k].len < ranges[k].gpa ||
+		    ranges[k].gpa + ranges[k].len > mm->cfg.mem_size) {
+			free(v);
+			return -EINVAL;
+		}
+	pthread_mutex_lock(&mm->lock);
+	target = mm_pool_get(mm, node);
+	pthread_mutex_unlock(&mm->lock);
+	if (target < 0) {
+		free(v);
+		return target;
+	}
+	for (size_t k = 0; k < n && !r; k++) {
+		gpa_t cur = ranges[k].gpa, end = ranges[k].gpa + ranges[k].len;
+
+		while (cur < end && !r) {
+			size_t np;
+
+			pthread_mutex_lock(&mm->lock);
+			np = collect(mm, &cur, end, (unsigned)target, v, max_pieces,
+				     mm->cfg.mig.batch_frames, res, &exhausted);
+			if (exhausted && !np) {
+				/* free what is pending and try once more */
+				mm_flush_and_free(mm);
+				exhausted = false;
+				np = collect(mm, &cur, end, (unsigned)target, v, max_pieces,
+					     mm->cfg.mig.batch_frames, res, &exhausted);
+			}
+			if (np) {
+				r = migrate_batch(mm, (unsigned)target, v, np);
+				if (!r) {
+					for (size_t i = 0; i < np; i++)
+						res->pages += v[i].n;
+					res->runs += np;
+					res->batches++;
+				}
+			}
+			if (exhausted) {
+				uint64_t left = count_left(mm, cur, end, (unsigned)target);
+
+				for (size_t j = k + 1; j < n; j++)
+					left += count_left(mm, ranges[j].gpa,
+							   ranges[j].gpa + ranges[j].len,
+							   (unsigned)target);
+				res->aborted += left;
+				mm->mig.aborted_pages += left;
+				pthread_mutex_unlock(&mm->lock);
+				goto out;
+			}
+			pthread_mutex_unlock(&mm->lock);
+		}
+	}
+out:
+	mm->mig.skipped_pages += res->skipped;
+	free(v);
+	return r;
+}
+
+int mm_write_guest(struct mm *mm, gpa_t gpa, const void *src, uint64_t len)
+{
+	if (gpa > mm->cfg.mem_size || len > mm->cfg.mem_size - gpa || !mm->alias)
+		return -EFAULT;
+	pthread_mutex_lock(&mm->lock);
+	for (gpa_t g = gpa & ~(PAGE - 1); g < gpa + len; g += PAGE) {
+		struct s2_leaf l;
+		unsigned lvl;
+
+		if (s2_walk(&mm->map, g, &l, &lvl) == 0 && !(l.perm & S2_PERM_W))
+			(void)mm_handle_write_fault_locked(mm, g);
+	}
+	memcpy(mm->alias + gpa, src, len);
+	pthread_mutex_unlock(&mm->lock);
+	return 0;
+}
+
+/* Make the leaf holding @gpa writable (lazy policy). Caller holds mm->lock. */
+int mm_handle_write_fault_locked(struct mm *mm, gpa_t gpa)
+{
+	struct s2_leaf l;
+	unsigned lvl;
+	uint64_t lsz;
+
+	if (s2_walk(&mm->map, gpa, &l, &lvl) || (l.perm & S2_PERM_W) || !mm->cfg.mig.lazy_writable)
+		return -EFAULT;
+	lsz = s2_level_size(lvl);
+	/* a pending deferred invalidation must complete before anything becomes writable */
+	s2_flush_deferred(&mm->map);
+	if (s2_protect(&mm->map, gpa & ~(lsz - 1), lsz, l.perm | S2_PERM_W, &mm->batch))
+		return -EFAULT;
+	s2_batch_commit(&mm->map, &mm->batch);
+	publish_if_clean(mm);
+	mm->mig.lazy_fixups += lsz / PAGE;
+	__atomic_add_fetch(&mm->seq, 1, __ATOMIC_RELEASE);
+	return 0;
+}
+
+int mm_handle_write_fault(struct mm *mm, gpa_t gpa, uint64_t seen_seq)
+{
+	uint64_t t0 = now_ns();
+	int r = 0;
+
+	pthread_mutex_lock(&mm->lock); /* waits for a batch in progress: no busy spin */
+	if (gpa != ~0ull && gpa < mm->cfg.mem_size) {
+		r = mm_handle_write_fault_locked(mm, gpa);
+	} else if (mm_seq(mm) == seen_seq && mm->cfg.mig.lazy_writable) {
+		/* The host did not say which page (no KVM_EXIT_MEMORY_FAULT, as on PVM):
+		 * make every lazily write-protected page writable, in one batch. */
+		s2_flush_deferred(&mm->map);
+		if (s2_protect(&mm->map, 0, mm->cfg.mem_size, S2_PERM_RWX, &mm->batch) == 0 &&
+		    mm->batch.n) {
+			for (size_t i = 0; i < mm->batch.n; i++)
+				mm->mig.lazy_fixups += mm->batch.v[i].size / PAGE;
+			s2_batch_commit(&mm->map, &mm->batch);
+			publish_if_clean(mm);
+			__atomic_add_fetch(&mm->seq, 1, __ATOMIC_RELEASE);
+		} else {
+			s2_batch_commit(&mm->map, &mm->batch);
+			r = -EFAULT;
+		}
+	} else {
+		r = -EFAULT;
+	}
+	if (r && mm_seq(mm) != seen_seq)
+		r = 0; /* a batch ended since the vCPU entered: retry */
+	mm->mig.fault_waits++;
+	mm->mig.stall_ns += now_ns() - t0;
+	pthread_mutex_unlock(&mm->lock);
+	return r;
+}

@@ -1,0 +1,43 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Migrating guest pages between host node pools while the guest runs (DESIGN.md,
+ * "Migration"). Per batch: group the requested frames into runs contiguous in GPA;
+ * allocate destination frames contiguously where possible; write-protect every run
+ * (one alias call per run); copy; remap every run to its new frames, writable again now
+ * (eager) or on the first write (lazy); queue the old frames behind the batch's
+ * generation and free them, in one batch, once every translation holder has passed it.
+ */
+#ifndef S2VM_MM_MIGRATE_H
+#define S2VM_MM_MIGRATE_H
+
+#include "mm/mm.h"
+
+struct mig_range {
+	gpa_t gpa; /* [gpa, gpa + len), 4 KiB aligned */
+	uint64_t len;
+};
+
+struct mig_result {
+	uint64_t pages; /* moved to the target */
+	uint64_t skipped; /* already there */
+	uint64_t aborted; /* not moved: the target pool ran out */
+	uint64_t runs;
+	uint64_t batches;
+};
+
+/*
+ * Move the guest pages of @ranges (sorted or not, may overlap) to host node @node's
+ * pool, creating it if needed. Takes mm->lock per batch; vCPUs that write to pages of a
+ * batch wait for it. If the target pool runs out, the rest is left where it is, readable
+ * and writable with its data, and counted in @res->aborted.
+ * Returns 0 (also with aborted pages), -EINVAL (range outside RAM) or -errno from the
+ * pool or copy hook (the current batch is rolled back to its old frames).
+ */
+int mm_migrate(struct mm *mm, const struct mig_range *ranges, size_t n, unsigned node,
+	       struct mig_result *res) __attribute__((warn_unused_result));
+
+/* Issue pending deferred invalidations, publish, and free every frame that may be.
+ * Caller holds mm->lock. Returns frames freed. */
+uint64_t mm_flush_and_free(struct mm *mm);
+
+#endif

@@ -1,0 +1,85 @@
+// SPDX-License-Identifier: MIT
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "mm/migrate.h"
+#include "vmm/churn.h"
+
+static void *churn_thread(void *arg)
+{
+	struct churn *c = arg;
+	struct vm *vm = c->vm;
+	struct timespec next;
+
+	clock_gettime(CLOCK_REALTIME, &next);
+	for (;;) {
+		struct mig_range r;
+		struct mig_result res;
+		int node, target = 0;
+
+		next.tv_nsec += (long)(c->ms % 1000) * 1000000L;
+		next.tv_sec += c->ms / 1000 + next.tv_nsec / 1000000000L;
+		next.tv_nsec %= 1000000000L;
+		pthread_mutex_lock(&vm->stop_lock);
+		while (!atomic_load(&vm->stopping) &&
+		       pthread_cond_timedwait(&vm->stop_cond, &vm->stop_lock, &next) != ETIMEDOUT)
+			;
+		pthread_mutex_unlock(&vm->stop_lock);
+		if (atomic_load(&vm->stopping))
+			break;
+
+		r.gpa = c->cursor;
+		r.len = c->chunk;
+		if (r.gpa + r.len > vm->mem_size)
+			r.len = vm->mem_size - r.gpa;
+		node = mm_gpa_node(&vm->mm, r.gpa);
+		for (unsigned i = 0; i < c->nr_nodes; i++)
+			if ((int)c->nodes[i] == node)
+				target = (int)c->nodes[(i + 1) % c->nr_nodes];
+		if (mm_migrate(&vm->mm, &r, 1, (unsigned)target, &res))
+			c->errors++;
+		c->rounds++;
+		c->cursor = (r.gpa + r.len) % vm->mem_size;
+	}
+	return NULL;
+}
+
+int churn_start(struct churn *c, struct vm *vm, unsigned ms, uint64_t chunk, struct s2_err *e)
+{
+	unsigned max = 0;
+	int r;
+
+	memset(c, 0, sizeof(*c));
+	c->vm = vm;
+	c->ms = ms;
+	c->chunk = chunk;
+	for (unsigned i = 0; i < vm->mm.nr_pools; i++) {
+		c->nodes[c->nr_nodes++] = vm->mm.pools[i].node;
+		if (vm->mm.pools[i].node > max)
+			max = vm->mm.pools[i].node;
+	}
+	if (c->nr_nodes == 1) {
+		pthread_mutex_lock(&vm->mm.lock);
+		r = mm_pool_get(&vm->mm, max + 1);
+		pthread_mutex_unlock(&vm->mm.lock);
+		if (r < 0)
+			return s2_err_set(e, r, "--churn: %s", vm->mm.err);
+		c->nodes[c->nr_nodes++] = max + 1;
+		fprintf(stderr, "s2vm: --churn: the guest uses one host node; churning between "
+				"nodes %u and %u\n", max, max + 1);
+	}
+	r = pthread_create(&c->thread, NULL, churn_thread, c);
+	if (r)
+		return s2_err_set(e, -r, "--churn: cannot start its thread: %s", strerror(r));
+	c->started = true;
+	return 0;
+}
+
+void churn_join(struct churn *c)
+{
+	if (c->started)
+		pthread_join(c->thread, NULL);
+	c->started = false;
+}
