@@ -48,7 +48,10 @@ static void stress(unsigned cpu)
 		}
 		if (cpu == 0 && migrate) {
 			/* ask for a migration of our own slice to the other node */
-			int64_t r = g_hypercall(S2_HC_MIGRATE, (uintptr_t)w, per * 8, node ^= 1, 0, 0);
+			uint64_t lo = ((uintptr_t)w + 4095) & ~4095ull;
+			uint64_t hi = ((uintptr_t)w + per * 8) & ~4095ull;
+			int64_t r = hi > lo ? g_hypercall(S2_HC_MIGRATE, lo, hi - lo, node ^= 1, 0, 0)
+					    : 0;
 
 			if (r < 0) {
 				g_printf("migstress: migrate hypercall failed: %ld\n", (long)r);
