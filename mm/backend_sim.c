@@ -68,9 +68,14 @@ void s2_sim_attach(struct s2_sim *s, struct s2_map *m)
 	s->arm_rules = m->fmt->needs_bbm;
 }
 
+static uint64_t fidx(const struct s2_sim *s, hpa_t pa)
+{
+	return s->frame_index ? s->frame_index(s->frame_ctx, pa) : pa >> S2_PAGE_SHIFT;
+}
+
 static bool frame_known(const struct s2_sim *s, hpa_t pa)
 {
-	return (pa >> S2_PAGE_SHIFT) < s->nr_frames;
+	return fidx(s, pa) < s->nr_frames;
 }
 
 void s2_sim_frame_alloc(struct s2_sim *s, hpa_t pa, uint64_t size)
@@ -78,8 +83,8 @@ void s2_sim_frame_alloc(struct s2_sim *s, hpa_t pa, uint64_t size)
 	for (uint64_t o = 0; o < size; o += S2_PAGE_SIZE) {
 		if (!frame_known(s, pa + o))
 			continue;
-		s->freed[(pa + o) >> S2_PAGE_SHIFT] = 0;
-		s->token[(pa + o) >> S2_PAGE_SHIFT] = ++s->next_token;
+		s->freed[fidx(s, pa + o)] = 0;
+		s->token[fidx(s, pa + o)] = ++s->next_token;
 	}
 }
 
@@ -87,14 +92,14 @@ void s2_sim_frame_free(struct s2_sim *s, hpa_t pa, uint64_t size)
 {
 	for (uint64_t o = 0; o < size; o += S2_PAGE_SIZE)
 		if (frame_known(s, pa + o))
-			s->freed[(pa + o) >> S2_PAGE_SHIFT] = 1;
+			s->freed[fidx(s, pa + o)] = 1;
 }
 
 void s2_sim_frame_copy(struct s2_sim *s, hpa_t dst, hpa_t src, uint64_t size)
 {
 	for (uint64_t o = 0; o < size; o += S2_PAGE_SIZE)
 		if (frame_known(s, dst + o) && frame_known(s, src + o))
-			s->token[(dst + o) >> S2_PAGE_SHIFT] = s->token[(src + o) >> S2_PAGE_SHIFT];
+			s->token[fidx(s, dst + o)] = s->token[fidx(s, src + o)];
 }
 
 int s2_sim_copy(void *ctx, hpa_t from, hpa_t to, uint64_t len)
@@ -108,7 +113,7 @@ static bool same_contents(const struct s2_sim *s, hpa_t a, hpa_t b, uint64_t siz
 	for (uint64_t o = 0; o < size; o += S2_PAGE_SIZE) {
 		if (!frame_known(s, a + o) || !frame_known(s, b + o))
 			return false;
-		if (s->token[(a + o) >> S2_PAGE_SHIFT] != s->token[(b + o) >> S2_PAGE_SHIFT])
+		if (s->token[fidx(s, a + o)] != s->token[fidx(s, b + o)])
 			return false;
 	}
 	return true;
@@ -123,10 +128,10 @@ static void touch_frame(struct s2_sim *s, gpa_t gpa, hpa_t pa, bool write)
 {
 	if (!frame_known(s, pa))
 		return;
-	if (s->freed[pa >> S2_PAGE_SHIFT])
+	if (s->freed[fidx(s, pa)])
 		violation(s, SIM_UAF, gpa, "the frame was freed");
 	else if (write)
-		s->token[pa >> S2_PAGE_SHIFT] = ++s->next_token;
+		s->token[fidx(s, pa)] = ++s->next_token;
 }
 
 int s2_sim_access(struct s2_sim *s, unsigned agent, gpa_t gpa, bool write)
@@ -192,11 +197,16 @@ static bool any_cached(const struct s2_sim *s, gpa_t gpa, uint64_t size)
 static void sim_pte_write(void *ctx, gpa_t gpa, unsigned level, uint64_t old, uint64_t new_pte)
 {
 	struct s2_sim *s = ctx;
-	const struct s2_format *f = s->map->fmt;
-	enum s2_pte_kind ko = f->kind(old, level), kn = f->kind(new_pte, level);
+	const struct s2_format *f;
+	enum s2_pte_kind ko, kn;
 	uint64_t size = s2_level_size(level);
 
-	if (!s->arm_rules || ko == S2_PTE_INVALID || kn == S2_PTE_INVALID)
+	if (!s->map || !s->arm_rules) /* before s2_sim_attach() nothing can be cached */
+		return;
+	f = s->map->fmt;
+	ko = f->kind(old, level);
+	kn = f->kind(new_pte, level);
+	if (ko == S2_PTE_INVALID || kn == S2_PTE_INVALID)
 		return;
 	if (ko == S2_PTE_LEAF && kn == S2_PTE_LEAF) {
 		struct s2_leaf lo, ln;
@@ -226,6 +236,8 @@ static void sim_commit(void *ctx, const struct s2_batch *b)
 {
 	struct s2_sim *s = ctx;
 
+	if (!s->map)
+		return;
 	for (size_t c = 0; c < b->n; c++) {
 		const struct s2_change *ch = &b->v[c];
 

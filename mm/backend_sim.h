@@ -55,6 +55,9 @@ struct s2_sim {
 	uint64_t violations[SIM_NR_RULES];
 	char last[256]; /* the most recent violation, for test output */
 	uint64_t tlbi_calls, tlbi_entries, accesses, faults;
+	/* Dense frame index of an output address (default pa >> 12); UINT64_MAX = untracked. */
+	uint64_t (*frame_index)(void *ctx, hpa_t pa);
+	void *frame_ctx;
 };
 
 extern const struct s2_backend_ops s2_sim_ops;

@@ -45,7 +45,7 @@ void gen_publish(struct gen_tracker *g, int h, uint64_t gen)
 
 	/* the flush before this call must be visible before the new value */
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
-	while (cur < gen &&
+	while (!gen_reached(cur, gen) &&
 	       !__atomic_compare_exchange_n(&g->holders[h].done, &cur, gen, false,
 					    __ATOMIC_RELEASE, __ATOMIC_RELAXED))
 		;
@@ -53,7 +53,7 @@ void gen_publish(struct gen_tracker *g, int h, uint64_t gen)
 
 uint64_t gen_min_done(const struct gen_tracker *g)
 {
-	uint64_t m = UINT64_MAX;
+	uint64_t m = gen_current(g);
 
 	for (int i = 0; i < GEN_MAX_HOLDERS; i++) {
 		uint64_t d;
@@ -61,10 +61,10 @@ uint64_t gen_min_done(const struct gen_tracker *g)
 		if (!g->holders[i].active)
 			continue;
 		d = __atomic_load_n(&g->holders[i].done, __ATOMIC_ACQUIRE);
-		if (d < m)
+		if (!gen_reached(d, m))
 			m = d;
 	}
-	return m == UINT64_MAX ? gen_current(g) : m;
+	return m;
 }
 
 void defer_init(struct defer_queue *q, uint64_t cap_frames)
@@ -106,7 +106,7 @@ uint64_t defer_reap(struct defer_queue *q, uint64_t min_done,
 	for (size_t i = 0; i < q->n; i++) {
 		struct defer_entry *e = &q->v[i];
 
-		if (e->gen <= min_done) {
+		if (gen_reached(min_done, e->gen)) {
 			free_fn(ctx, e->pool, e->first, e->n);
 			freed += e->n;
 		} else {

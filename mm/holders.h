@@ -30,6 +30,12 @@ struct gen_tracker {
 	struct gen_holder holders[GEN_MAX_HOLDERS];
 };
 
+/* Wrap-safe: is generation @a at or after @b? (Valid while fewer than 2^63 apart.) */
+static inline bool gen_reached(uint64_t a, uint64_t b)
+{
+	return (int64_t)(a - b) >= 0;
+}
+
 void gen_init(struct gen_tracker *g, uint64_t start);
 /* Register a holder; returns its index or -ENOSPC. It starts as having seen everything. */
 int gen_holder_add(struct gen_tracker *g, const char *name);

@@ -31,9 +31,10 @@ static void free_frames(void *ctx, unsigned pool, uint64_t first, uint64_t n)
 	struct mm *mm = ctx;
 
 	pool_free(&mm->pools[pool], first, n);
-	/* give the memory back: freed frames hold stale guest data */
-	if (!mm->cfg.be)
+	if (mm->cfg.mig.punch_freed && !mm->cfg.be)
 		(void)pool_punch(&mm->pools[pool], first, n);
+	if (mm->cfg.on_free)
+		mm->cfg.on_free(mm->cfg.copy_ctx, mm, pool, first, n);
 }
 
 /* After a commit: the vCPU set's caches are clean of everything committed, unless
@@ -57,6 +58,8 @@ static int default_copy(void *ctx, struct mm *mm, unsigned sp, uint64_t sf, unsi
 			uint64_t df, uint64_t n)
 {
 	(void)ctx;
+	/* populate the destination in one call rather than one fault per 4 KiB page */
+	(void)pool_populate(&mm->pools[dp], df, n);
 	memcpy(mm->pools[dp].base + (df << POOL_FRAME_SHIFT),
 	       mm->pools[sp].base + (sf << POOL_FRAME_SHIFT), n << POOL_FRAME_SHIFT);
 	return 0;

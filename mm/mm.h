@@ -52,6 +52,9 @@ struct mig_policy {
 	bool defer_invalidation; /* hold back deferrable invalidations (arm64 rules) */
 	uint64_t cap_frames; /* flush and free when more frames are pending (0: 8192) */
 	uint64_t batch_frames; /* frames per batch (0: 8192) */
+	/* Punch freed source frames out of their pool's memfd (memory back to the host).
+	 * Off: they stay backed, like a node's free pages, and are reused warm. */
+	bool punch_freed;
 };
 
 struct mm_config {
@@ -67,6 +70,8 @@ struct mm_config {
 	void *be_ctx;
 	mm_copy_fn copy; /* NULL: memcpy between the pools' own mappings */
 	void *copy_ctx;
+	/* Told about every batch of frames returned to a pool (the sim model tracks them). */
+	void (*on_free)(void *ctx, struct mm *mm, unsigned pool, uint64_t first, uint64_t n);
 	struct mig_policy mig;
 };
 

@@ -224,6 +224,9 @@ uint64_t pool_alloc_at(struct pool *p, uint64_t first, uint64_t n)
 void pool_free(struct pool *p, uint64_t first, uint64_t n)
 {
 	mark(p, first, n, false);
+	/* look here first next time: recently freed frames are still backed (warm) */
+	if (first / CHUNK < p->hint)
+		p->hint = first / CHUNK;
 }
 
 uint64_t pool_resident_bytes(const struct pool *p)
@@ -233,6 +236,18 @@ uint64_t pool_resident_bytes(const struct pool *p)
 	if (p->fd < 0 || fstat(p->fd, &st) < 0)
 		return 0;
 	return (uint64_t)st.st_blocks * 512;
+}
+
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23 /* Linux 5.14 */
+#endif
+
+int pool_populate(struct pool *p, uint64_t first, uint64_t n)
+{
+	if (madvise(p->base + (first << POOL_FRAME_SHIFT), n << POOL_FRAME_SHIFT,
+		    MADV_POPULATE_WRITE) < 0)
+		return -errno;
+	return 0;
 }
 
 int pool_punch(struct pool *p, uint64_t first, uint64_t n)

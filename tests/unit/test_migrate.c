@@ -1,0 +1,366 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The migration engine on the `sim` backend over an arm64-format map: randomized batches
+ * with simulated agents accessing memory during them (also from inside the copy, i.e.
+ * while the batch is write-protected), pool exhaustion, zero checker reports, and the
+ * invalidation count with and without deferral. Plus the generation and deferred-free
+ * logic.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mm/backend_sim.h"
+#include "mm/migrate.h"
+#include "tests/unit/unit.h"
+
+#define MIB (1ull << 20)
+#define POOL_FRAMES (64 * MIB / 4096) /* every pool capped at 64 MiB in these tests */
+#define AGENTS 4
+
+struct env {
+	struct s2_sim sim;
+	struct mm mm;
+	uint64_t rng;
+	unsigned write_pct; /* agent accesses that are writes, % */
+	uint64_t writes_in_copy_blocked, writes_in_copy_leaked;
+	const struct mig_range *copying; /* pages being copied right now */
+	size_t ncopying;
+};
+
+static uint64_t rnd(struct env *e)
+{
+	e->rng ^= e->rng << 13;
+	e->rng ^= e->rng >> 7;
+	e->rng ^= e->rng << 17;
+	return e->rng;
+}
+
+static uint64_t frame_index(void *ctx, hpa_t pa)
+{
+	uint64_t pool = pa >> MM_POOL_SHIFT, f = (pa & ((1ull << MM_POOL_SHIFT) - 1)) >> 12;
+
+	(void)ctx;
+	return pool < 4 && f < POOL_FRAMES ? pool * POOL_FRAMES + f : UINT64_MAX;
+}
+
+/* An agent access; a write that the map refuses takes the vCPU's fault path. */
+static void access_page(struct env *e, unsigned agent, gpa_t gpa, bool write)
+{
+	int r = s2_sim_access(&e->sim, agent, gpa, write);
+
+	if (r == -EACCES && write) {
+		CU_ASSERT_EQUAL(mm_handle_write_fault_locked(&e->mm, gpa), 0);
+		CU_ASSERT_EQUAL(s2_sim_access(&e->sim, agent, gpa, true), 0);
+	} else {
+		CU_ASSERT_EQUAL(r, 0);
+	}
+}
+
+static void random_accesses(struct env *e, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++)
+		access_page(e, (unsigned)(rnd(e) % AGENTS), (rnd(e) % (e->mm.cfg.mem_size / 4096)) * 4096,
+			    rnd(e) % 100 < e->write_pct);
+}
+
+/* The copy hook: the batch is write-protected now. Agents keep going; writes to pages
+ * of the batch must be refused (they would be lost), reads must work. */
+static int sim_copy(void *ctx, struct mm *mm, unsigned sp, uint64_t sf, unsigned dp, uint64_t df,
+		    uint64_t n)
+{
+	struct env *e = ctx;
+
+	for (unsigned i = 0; i < 8; i++) {
+		struct s2_leaf l;
+		unsigned lvl;
+		gpa_t g = (rnd(e) % (mm->cfg.mem_size / 4096)) * 4096;
+		int r;
+
+		if (s2_walk(&mm->map, g, &l, &lvl))
+			continue;
+		r = s2_sim_access(&e->sim, (unsigned)(rnd(e) % AGENTS), g, true);
+		if (!(l.perm & S2_PERM_W)) {
+			CU_ASSERT_EQUAL(r, -EACCES); /* protected: the vCPU would wait */
+			e->writes_in_copy_blocked += r == -EACCES;
+			e->writes_in_copy_leaked += r == 0;
+		}
+		CU_ASSERT_EQUAL(s2_sim_access(&e->sim, (unsigned)(rnd(e) % AGENTS), g, false), 0);
+	}
+	/* the destination was just allocated: no longer freed, then same contents */
+	s2_sim_frame_alloc(&e->sim, mm_pa(dp, df), n * 4096);
+	s2_sim_frame_copy(&e->sim, mm_pa(dp, df), mm_pa(sp, sf), n * 4096);
+	return 0;
+}
+
+static void sim_free(void *ctx, struct mm *mm, unsigned pool, uint64_t first, uint64_t n)
+{
+	struct env *e = ctx;
+
+	s2_sim_frame_free(&e->sim, mm_pa(pool, first), n * 4096);
+}
+
+static void env_init(struct env *e, bool defer, bool lazy, uint64_t cap_frames)
+{
+	struct mm_config c = { .mem_size = 32 * MIB, .nr_nodes = 1, .fmt = &s2_format_arm64,
+			       .be = &s2_sim_ops, .copy = sim_copy, .on_free = sim_free,
+			       .mig = { .lazy_writable = lazy, .defer_invalidation = defer,
+					.cap_frames = cap_frames, .batch_frames = 1024 } };
+
+	memset(e, 0, sizeof(*e));
+	e->rng = 0x1234567;
+	e->write_pct = 10;
+	c.nodes[0] = (struct mm_guest_node){ .id = 0, .size = 32 * MIB, .host = 0 };
+	c.nr_caps = 3;
+	for (unsigned i = 0; i < 3; i++)
+		c.caps[i] = (struct mm_pool_cap){ .node = i, .bytes = i == 2 ? 8 * MIB : 64 * MIB };
+	c.be_ctx = &e->sim;
+	c.copy_ctx = e;
+	CU_ASSERT_EQUAL_FATAL(s2_sim_init(&e->sim, AGENTS, 4 * POOL_FRAMES, 0), 0);
+	e->sim.frame_index = frame_index;
+	CU_ASSERT_EQUAL_FATAL(mm_create(&e->mm, &c), 0);
+	s2_sim_attach(&e->sim, &e->mm.map);
+	for (unsigned p = 0; p < 4; p++)
+		s2_sim_frame_alloc(&e->sim, mm_pa(p, 0), POOL_FRAMES * 4096);
+}
+
+static void env_fini(struct env *e)
+{
+	mm_destroy(&e->mm);
+	s2_sim_destroy(&e->sim);
+}
+
+/* Every page still on a tracked frame, none freed, and each pool's used count matches. */
+static void check_backing(struct env *e)
+{
+	uint64_t used[4] = { 0 };
+
+	for (gpa_t g = 0; g < e->mm.cfg.mem_size; g += 4096) {
+		unsigned pool;
+		uint64_t off;
+
+		CU_ASSERT_EQUAL_FATAL(mm_gpa_backing(&e->mm, g, &pool, &off), 0);
+		CU_ASSERT_FALSE(e->sim.freed[pool * POOL_FRAMES + off / 4096]);
+		CU_ASSERT(pool_frame_used(&e->mm.pools[pool], off / 4096));
+		used[pool]++;
+	}
+	pthread_mutex_lock(&e->mm.lock);
+	mm_flush_and_free(&e->mm);
+	pthread_mutex_unlock(&e->mm.lock);
+	for (unsigned p = 0; p < e->mm.nr_pools; p++)
+		CU_ASSERT_EQUAL(e->mm.pools[p].nr_frames - e->mm.pools[p].nr_free, used[p]);
+}
+
+static void run_random(bool defer, bool lazy)
+{
+	struct env e;
+	uint64_t moved = 0, aborted = 0;
+
+	env_init(&e, defer, lazy, 2048);
+	for (int round = 0; round < 150; round++) {
+		struct mig_range r[8];
+		struct mig_result res;
+		size_t n = 1 + rnd(&e) % 8;
+		unsigned node = (unsigned)(rnd(&e) % 3);
+
+		for (size_t i = 0; i < n; i++) {
+			uint64_t pages = rnd(&e) % 4 ? 1 + rnd(&e) % 64 : 512 + rnd(&e) % 2048;
+
+			r[i].gpa = (rnd(&e) % (e.mm.cfg.mem_size / 4096)) * 4096;
+			if (r[i].gpa + pages * 4096 > e.mm.cfg.mem_size)
+				pages = (e.mm.cfg.mem_size - r[i].gpa) / 4096;
+			r[i].len = pages * 4096;
+		}
+		pthread_mutex_lock(&e.mm.lock);
+		random_accesses(&e, 64);
+		pthread_mutex_unlock(&e.mm.lock);
+		CU_ASSERT_EQUAL(mm_migrate(&e.mm, r, n, node, &res), 0);
+		moved += res.pages;
+		aborted += res.aborted;
+		/* every page of the request is on the target, or counted as aborted */
+		for (size_t i = 0; i < n && !res.aborted; i++)
+			for (gpa_t g = r[i].gpa; g < r[i].gpa + r[i].len; g += 4096) {
+				unsigned pool;
+				uint64_t off;
+
+				CU_ASSERT_EQUAL(mm_gpa_backing(&e.mm, g, &pool, &off), 0);
+				CU_ASSERT_EQUAL(e.mm.pools[pool].node, node);
+			}
+	}
+	check_backing(&e);
+	CU_ASSERT(moved > 10000);
+	CU_ASSERT(aborted > 0); /* node 2's 8 MiB pool ran out now and then */
+	CU_ASSERT(e.writes_in_copy_blocked > 0);
+	CU_ASSERT_EQUAL(e.writes_in_copy_leaked, 0);
+	if (s2_sim_violations(&e.sim))
+		fprintf(stderr, "\n  %s\n", e.sim.last);
+	CU_ASSERT_EQUAL(s2_sim_violations(&e.sim), 0);
+	env_fini(&e);
+}
+
+static void test_random_immediate_eager(void)
+{
+	run_random(false, false);
+}
+
+static void test_random_deferred_lazy(void)
+{
+	run_random(true, true);
+}
+
+static void test_random_deferred_eager(void)
+{
+	run_random(true, false);
+}
+
+/*
+ * A read-mostly guest whose memory is churned between two nodes: count invalidations in
+ * the steady state, after a warm-up that visited every area once (the first visit must
+ * write-protect writable pages in both modes; that invalidation is never deferrable).
+ */
+static uint64_t churn_invalidations(bool defer, uint64_t *violations, uint64_t *total)
+{
+	struct env e;
+	uint64_t t, warm = 0;
+
+	env_init(&e, defer, true, 4096);
+	e.write_pct = 0;
+	for (int round = 0; round < 48; round++) {
+		if (round == 8)
+			warm = e.sim.tlbi_calls;
+		struct mig_range r = { .gpa = (uint64_t)(round % 8) * 4 * MIB, .len = 4 * MIB };
+		struct mig_result res;
+
+		/* scattered 64 KiB pieces so each batch has many runs */
+		for (unsigned k = 0; k < 16; k++) {
+			struct mig_range piece = { r.gpa + k * 256 * 1024, 64 * 1024 };
+
+			CU_ASSERT_EQUAL(mm_migrate(&e.mm, &piece, 1, (unsigned)(round / 8 + 1) % 2, &res), 0);
+		}
+		pthread_mutex_lock(&e.mm.lock);
+		random_accesses(&e, 256);
+		pthread_mutex_unlock(&e.mm.lock);
+	}
+	pthread_mutex_lock(&e.mm.lock);
+	mm_flush_and_free(&e.mm); /* the deferred flush is counted too */
+	pthread_mutex_unlock(&e.mm.lock);
+	t = e.sim.tlbi_calls - warm;
+	*total = e.sim.tlbi_calls;
+	*violations = s2_sim_violations(&e.sim);
+	if (*violations)
+		fprintf(stderr, "\n  %s\n", e.sim.last);
+	env_fini(&e);
+	return t;
+}
+
+static void test_deferral_saves_invalidations(void)
+{
+	uint64_t v1, v2, t1, t2;
+	uint64_t immediate = churn_invalidations(false, &v1, &t1);
+	uint64_t deferred = churn_invalidations(true, &v2, &t2);
+
+	printf(" [steady-state invalidations: immediate %lu, deferred %lu, %.1f%% fewer; "
+	       "with warm-up %lu vs %lu] ",
+	       (unsigned long)immediate, (unsigned long)deferred,
+	       100.0 * (1.0 - (double)deferred / (double)immediate), (unsigned long)t1,
+	       (unsigned long)t2);
+	CU_ASSERT_EQUAL(v1, 0);
+	CU_ASSERT_EQUAL(v2, 0);
+	CU_ASSERT(deferred * 10 <= immediate); /* at least 90% fewer */
+}
+
+/* ---- generations and the deferred-free queue ---- */
+
+static uint64_t freed_frames;
+static void count_free(void *ctx, unsigned pool, uint64_t first, uint64_t n)
+{
+	(void)ctx;
+	(void)pool;
+	(void)first;
+	freed_frames += n;
+}
+
+static void test_generations_wrap(void)
+{
+	struct gen_tracker g;
+	struct defer_queue q;
+	int vc, dev;
+
+	/* start just below 2^64: every comparison must survive the wrap */
+	gen_init(&g, UINT64_MAX - 2);
+	vc = gen_holder_add(&g, "vcpus");
+	dev = gen_holder_add(&g, "dev0");
+	CU_ASSERT(vc >= 0 && dev >= 0);
+	defer_init(&q, 100);
+	freed_frames = 0;
+	for (int i = 0; i < 6; i++) {
+		uint64_t gen = gen_advance(&g);
+
+		CU_ASSERT_EQUAL(defer_push(&q, 0, (uint64_t)i * 10, 10, gen), 0);
+	}
+	CU_ASSERT_EQUAL(gen_current(&g), 3); /* wrapped */
+	CU_ASSERT_EQUAL(q.frames, 60);
+	/* the vCPUs flushed everything, the device nothing: nothing may be freed */
+	gen_publish(&g, vc, gen_current(&g));
+	CU_ASSERT_EQUAL(defer_reap(&q, gen_min_done(&g), count_free, NULL), 0);
+	/* the device passes the third batch (generation 0 after the wrap) */
+	gen_publish(&g, dev, 0);
+	CU_ASSERT_EQUAL(defer_reap(&q, gen_min_done(&g), count_free, NULL), 30);
+	CU_ASSERT_EQUAL(q.frames, 30);
+	/* publishing an older generation never moves a holder back */
+	gen_publish(&g, dev, UINT64_MAX - 1);
+	CU_ASSERT_EQUAL(gen_min_done(&g), 0);
+	gen_publish(&g, dev, 3);
+	CU_ASSERT_EQUAL(defer_reap(&q, gen_min_done(&g), count_free, NULL), 30);
+	CU_ASSERT_EQUAL(freed_frames, 60);
+	CU_ASSERT_EQUAL(q.frames, 0);
+	CU_ASSERT_EQUAL(q.frames_max, 60);
+	/* a removed holder no longer holds frames back */
+	CU_ASSERT_EQUAL(defer_push(&q, 0, 0, 5, gen_advance(&g)), 0);
+	gen_holder_remove(&g, dev);
+	gen_publish(&g, vc, gen_current(&g));
+	CU_ASSERT_EQUAL(defer_reap(&q, gen_min_done(&g), count_free, NULL), 5);
+	defer_destroy(&q);
+}
+
+static void test_defer_cap(void)
+{
+	struct defer_queue q;
+
+	defer_init(&q, 100);
+	CU_ASSERT_EQUAL(defer_push(&q, 0, 0, 100, 1), 0);
+	CU_ASSERT_FALSE(defer_over_cap(&q));
+	CU_ASSERT_EQUAL(defer_push(&q, 0, 100, 1, 2), 0);
+	CU_ASSERT(defer_over_cap(&q));
+	defer_destroy(&q);
+}
+
+/* With a tiny cap the engine must flush and free while migrating (forced flushes). */
+static void test_engine_cap_forces_flush(void)
+{
+	struct env e;
+	struct mig_range r = { 0, 16 * MIB };
+	struct mig_result res;
+
+	env_init(&e, true, true, 256);
+	CU_ASSERT_EQUAL(mm_migrate(&e.mm, &r, 1, 1, &res), 0);
+	CU_ASSERT_EQUAL(res.pages, 4096);
+	CU_ASSERT(e.mm.mig.forced_flushes > 0);
+	CU_ASSERT(e.mm.deferred.frames_max <= 256 + 1024);
+	CU_ASSERT_EQUAL(s2_sim_violations(&e.sim), 0);
+	check_backing(&e);
+	env_fini(&e);
+}
+
+static CU_TestInfo tests[] = {
+	{ "random batches, immediate, eager", test_random_immediate_eager },
+	{ "random batches, deferred, lazy", test_random_deferred_lazy },
+	{ "random batches, deferred, eager", test_random_deferred_eager },
+	{ "deferral: >= 90% fewer invalidations", test_deferral_saves_invalidations },
+	{ "generations across the 64-bit wrap", test_generations_wrap },
+	{ "deferred-free cap", test_defer_cap },
+	{ "engine flushes at the cap", test_engine_cap_forces_flush },
+	CU_TEST_INFO_NULL,
+};
+
+UNIT_MAIN("migrate", tests)
