@@ -73,12 +73,32 @@ static int copy_frames(struct mm *mm, unsigned sp, uint64_t sf, unsigned dp, uin
 	return default_copy(NULL, mm, sp, sf, dp, df, n);
 }
 
+/* A position in the sorted, merged request list. */
+struct cursor {
+	const struct mig_range *r;
+	size_t n, k; /* range k of n */
+	gpa_t g; /* next GPA in range k */
+};
+
+static bool cursor_done(const struct cursor *c)
+{
+	return c->k >= c->n;
+}
+
+static void cursor_advance(struct cursor *c, uint64_t bytes)
+{
+	c->g += bytes;
+	if (c->g >= c->r[c->k].gpa + c->r[c->k].len && ++c->k < c->n)
+		c->g = c->r[c->k].gpa;
+}
+
 /*
- * Collect the next batch from [*cur, end): pieces contiguous in GPA and in their source
- * frames, not already on @target, each with destination frames. Returns the number of
- * pieces; sets *exhausted if the target pool ran out.
+ * Collect the next batch from the cursor: pieces contiguous in GPA and in their source
+ * frames, not already on @target, each with destination frames (contiguous where the
+ * pool allows). Batches span requests. Returns the number of pieces; sets *exhausted if
+ * the target pool ran out.
  */
-static size_t collect(struct mm *mm, gpa_t *cur, gpa_t end, unsigned target, struct piece *v,
+static size_t collect(struct mm *mm, struct cursor *cur, unsigned target, struct piece *v,
 		      size_t max_pieces, uint64_t max_frames, struct mig_result *res,
 		      bool *exhausted)
 {
@@ -86,14 +106,14 @@ static size_t collect(struct mm *mm, gpa_t *cur, gpa_t end, unsigned target, str
 	size_t np = 0;
 	uint64_t frames = 0;
 
-	while (*cur < end && np < max_pieces && frames < max_frames && !*exhausted) {
+	while (!cursor_done(cur) && np < max_pieces && frames < max_frames && !*exhausted) {
 		struct s2_leaf l;
 		unsigned lvl;
-		gpa_t g = *cur;
+		gpa_t g = cur->g, end = cur->r[cur->k].gpa + cur->r[cur->k].len;
 		uint64_t lsz, in, sp, sf, n;
 
 		if (s2_walk(&mm->map, g, &l, &lvl)) {
-			*cur += PAGE; /* a hole: nothing to move */
+			cursor_advance(cur, PAGE); /* a hole: nothing to move */
 			continue;
 		}
 		lsz = s2_level_size(lvl);
@@ -107,7 +127,7 @@ static size_t collect(struct mm *mm, gpa_t *cur, gpa_t end, unsigned target, str
 			n = max_frames - frames;
 		if (sp == target) {
 			res->skipped += n;
-			*cur += n * PAGE;
+			cursor_advance(cur, n * PAGE);
 			continue;
 		}
 		/* extend the previous piece if contiguous in GPA and source frames, and the
@@ -119,7 +139,7 @@ static size_t collect(struct mm *mm, gpa_t *cur, gpa_t end, unsigned target, str
 			if (got) {
 				v[np - 1].n += got;
 				frames += got;
-				*cur += got * PAGE;
+				cursor_advance(cur, got * PAGE);
 				continue;
 			}
 		}
@@ -136,7 +156,7 @@ static size_t collect(struct mm *mm, gpa_t *cur, gpa_t end, unsigned target, str
 			v[np++] = (struct piece){ .gpa = g, .n = got, .sp = (unsigned)sp, .sf = sf,
 						  .df = first, .perm = l.perm };
 			frames += got;
-			*cur += got * PAGE;
+			cursor_advance(cur, got * PAGE);
 		}
 	}
 	return np;
@@ -282,74 +302,110 @@ out:
 	return r;
 }
 
+static int range_cmp(const void *a, const void *b)
+{
+	const struct mig_range *x = a, *y = b;
+
+	return x->gpa < y->gpa ? -1 : x->gpa > y->gpa;
+}
+
+/* Sort @r and merge overlapping or adjacent ranges in place. Returns the new count. */
+static size_t merge_ranges(struct mig_range *r, size_t n)
+{
+	size_t k = 0;
+
+	qsort(r, n, sizeof(*r), range_cmp);
+	for (size_t i = 0; i < n; i++) {
+		if (k && r[i].gpa <= r[k - 1].gpa + r[k - 1].len) {
+			gpa_t e = r[i].gpa + r[i].len;
+
+			if (e > r[k - 1].gpa + r[k - 1].len)
+				r[k - 1].len = e - r[k - 1].gpa;
+		} else {
+			r[k++] = r[i];
+		}
+	}
+	return k;
+}
+
 int mm_migrate(struct mm *mm, const struct mig_range *ranges, size_t n, unsigned node,
 	       struct mig_result *res)
 {
 	size_t max_pieces = 1024;
-	struct piece *v = malloc(max_pieces * sizeof(*v));
+	struct piece *v;
+	struct mig_range *req;
+	struct cursor cur;
 	bool exhausted = false;
 	int target, r = 0;
 
 	memset(res, 0, sizeof(*res));
-	if (!v)
-		return -ENOMEM;
 	for (size_t k = 0; k < n; k++)
 		if (ranges[k].len == 0 || (ranges[k].gpa | ranges[k].len) % PAGE ||
 		    ranges[k].gpa + ranges[k].len < ranges[k].gpa ||
-		    ranges[k].gpa + ranges[k].len > mm->cfg.mem_size) {
-			free(v);
+		    ranges[k].gpa + ranges[k].len > mm->cfg.mem_size)
 			return -EINVAL;
-		}
+	if (!n)
+		return 0;
+	v = malloc(max_pieces * sizeof(*v));
+	req = malloc(n * sizeof(*req));
+	if (!v || !req) {
+		free(v);
+		free(req);
+		return -ENOMEM;
+	}
+	memcpy(req, ranges, n * sizeof(*req));
+	cur = (struct cursor){ .r = req, .n = merge_ranges(req, n), .k = 0, .g = 0 };
+	cur.g = req[0].gpa;
+
 	pthread_mutex_lock(&mm->lock);
 	target = mm_pool_get(mm, node);
 	pthread_mutex_unlock(&mm->lock);
 	if (target < 0) {
-		free(v);
-		return target;
+		r = target;
+		goto out;
 	}
-	for (size_t k = 0; k < n && !r; k++) {
-		gpa_t cur = ranges[k].gpa, end = ranges[k].gpa + ranges[k].len;
+	while (!cursor_done(&cur) && !r) {
+		size_t np;
 
-		while (cur < end && !r) {
-			size_t np;
-
-			pthread_mutex_lock(&mm->lock);
-			np = collect(mm, &cur, end, (unsigned)target, v, max_pieces,
+		pthread_mutex_lock(&mm->lock);
+		np = collect(mm, &cur, (unsigned)target, v, max_pieces, mm->cfg.mig.batch_frames,
+			     res, &exhausted);
+		if (exhausted && !np) {
+			/* free what is pending and try once more */
+			mm_flush_and_free(mm);
+			exhausted = false;
+			np = collect(mm, &cur, (unsigned)target, v, max_pieces,
 				     mm->cfg.mig.batch_frames, res, &exhausted);
-			if (exhausted && !np) {
-				/* free what is pending and try once more */
-				mm_flush_and_free(mm);
-				exhausted = false;
-				np = collect(mm, &cur, end, (unsigned)target, v, max_pieces,
-					     mm->cfg.mig.batch_frames, res, &exhausted);
-			}
-			if (np) {
-				r = migrate_batch(mm, (unsigned)target, v, np);
-				if (!r) {
-					for (size_t i = 0; i < np; i++)
-						res->pages += v[i].n;
-					res->runs += np;
-					res->batches++;
-				}
-			}
-			if (exhausted) {
-				uint64_t left = count_left(mm, cur, end, (unsigned)target);
-
-				for (size_t j = k + 1; j < n; j++)
-					left += count_left(mm, ranges[j].gpa,
-							   ranges[j].gpa + ranges[j].len,
-							   (unsigned)target);
-				res->aborted += left;
-				mm->mig.aborted_pages += left;
-				pthread_mutex_unlock(&mm->lock);
-				goto out;
-			}
-			pthread_mutex_unlock(&mm->lock);
 		}
+		if (np) {
+			r = migrate_batch(mm, (unsigned)target, v, np);
+			if (!r) {
+				for (size_t i = 0; i < np; i++)
+					res->pages += v[i].n;
+				res->runs += np;
+				res->batches++;
+			}
+		}
+		if (exhausted) {
+			uint64_t left = 0;
+
+			for (size_t j = cur.k; j < cur.n; j++) {
+				gpa_t from = j == cur.k ? cur.g : req[j].gpa;
+
+				left += count_left(mm, from, req[j].gpa + req[j].len,
+						   (unsigned)target);
+			}
+			res->aborted += left;
+			mm->mig.aborted_pages += left;
+			pthread_mutex_unlock(&mm->lock);
+			break;
+		}
+		pthread_mutex_unlock(&mm->lock);
 	}
-out:
 	mm->mig.skipped_pages += res->skipped;
+out:
 	free(v);
+	free(req);
 	return r;
 }
 
