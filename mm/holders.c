@@ -43,11 +43,11 @@ void gen_publish(struct gen_tracker *g, int h, uint64_t gen)
 {
 	uint64_t cur = __atomic_load_n(&g->holders[h].done, __ATOMIC_RELAXED);
 
-	/* the flush before this call must be visible before the new value */
-	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	/* sequentially consistent: the flush before this call is ordered before the
+	 * new value is visible to anyone deciding to free frames */
 	while (!gen_reached(cur, gen) &&
 	       !__atomic_compare_exchange_n(&g->holders[h].done, &cur, gen, false,
-					    __ATOMIC_RELEASE, __ATOMIC_RELAXED))
+					    __ATOMIC_SEQ_CST, __ATOMIC_RELAXED))
 		;
 }
 

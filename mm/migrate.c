@@ -402,7 +402,9 @@ int mm_migrate(struct mm *mm, const struct mig_range *ranges, size_t n, unsigned
 		}
 		pthread_mutex_unlock(&mm->lock);
 	}
+	pthread_mutex_lock(&mm->lock);
 	mm->mig.skipped_pages += res->skipped;
+	pthread_mutex_unlock(&mm->lock);
 out:
 	free(v);
 	free(req);

@@ -132,7 +132,7 @@ bool vcpu_hypercall(struct vcpu *v, uint32_t block_gpa)
 	struct s2_hc_block *gb, b;
 	int64_t ret = -ENOSYS;
 
-	v->hypercalls++;
+	__atomic_add_fetch(&v->hypercalls, 1, __ATOMIC_RELAXED);
 	gb = (block_gpa % 8) ? NULL : vm_gpa_to_hva(vm, block_gpa, sizeof(*gb));
 	if (!gb) {
 		char why[96];

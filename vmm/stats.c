@@ -141,13 +141,18 @@ static json_object *stats_json(struct vm *vm)
 void vm_stats_print(struct vm *vm, enum run_stats_mode mode, FILE *f)
 {
 	const struct mm *mm = &vm->mm;
-	json_object *o = stats_json(vm), *g, *v;
+	json_object *o, *g, *v;
 	char a[32], b[32], c[32];
+
+	/* a consistent snapshot: SIGUSR1 may arrive while a migration runs */
+	pthread_mutex_lock(&vm->mm.lock);
+	o = stats_json(vm);
 
 	if (mode == RUN_STATS_JSON) {
 		fprintf(f, "%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
 		fflush(f);
 		json_object_put(o);
+		pthread_mutex_unlock(&vm->mm.lock);
 		return;
 	}
 	json_object_object_get_ex(o, "guest", &g);
@@ -207,4 +212,5 @@ void vm_stats_print(struct vm *vm, enum run_stats_mode mode, FILE *f)
 		s2_size_format(json_object_get_uint64(json_object_object_get(v, "peak_rss_bytes")), c, sizeof(c)));
 	fflush(f);
 	json_object_put(o);
+	pthread_mutex_unlock(&vm->mm.lock);
 }

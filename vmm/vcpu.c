@@ -177,7 +177,7 @@ static void *vcpu_thread(void *arg)
 			vcpu_crash(v, why);
 			break;
 		}
-		v->exits++;
+		__atomic_add_fetch(&v->exits, 1, __ATOMIC_RELAXED);
 		switch (run->exit_reason) {
 		case KVM_EXIT_IO:
 			if (run->io.port == S2_HC_PORT && run->io.direction == KVM_EXIT_IO_OUT &&
@@ -227,12 +227,14 @@ out:
 
 int vcpu_start(struct vcpu *v)
 {
-	int r = pthread_create(&v->thread, NULL, vcpu_thread, v);
+	int r;
 
-	if (r)
-		return -r;
-	v->started = true;
-	return 0;
+	pthread_mutex_lock(&v->vm->stop_lock); /* vm_stop() reads thread and started */
+	r = pthread_create(&v->thread, NULL, vcpu_thread, v);
+	if (!r)
+		v->started = true;
+	pthread_mutex_unlock(&v->vm->stop_lock);
+	return -r;
 }
 
 void vcpu_destroy(struct vcpu *v)

@@ -246,9 +246,9 @@ void vm_stop(struct vm *vm, enum vm_stop_reason reason, int code)
 		vm->first_exit_ns = vm_now_ns();
 	atomic_store(&vm->stopping, true);
 	pthread_cond_broadcast(&vm->stop_cond);
-	pthread_mutex_unlock(&vm->stop_lock);
 
-	/* Kick every vCPU out of KVM_RUN: immediate_exit covers one about to enter. */
+	/* Kick every vCPU out of KVM_RUN: immediate_exit covers one about to enter. Under
+	 * stop_lock, which vcpu_start() holds while it creates a thread. */
 	for (unsigned i = 0; i < vm->nr_vcpus; i++) {
 		struct vcpu *v = &vm->vcpus[i];
 
@@ -257,6 +257,7 @@ void vm_stop(struct vm *vm, enum vm_stop_reason reason, int code)
 		if (v->started)
 			pthread_kill(v->thread, SIG_KICK);
 	}
+	pthread_mutex_unlock(&vm->stop_lock);
 	if (write(vm->done_efd, &one, sizeof(one)) < 0) {
 		/* the counter cannot overflow with one write; nothing to do */
 	}

@@ -124,7 +124,8 @@ def main():
         if re.search(rx, out + err, re.M):
             failures.append(f"output matches forbidden /{rx}/")
     # Sanitizer reports must never appear.
-    if "ERROR: AddressSanitizer" in err or "runtime error:" in err:
+    if any(x in err for x in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+                              "WARNING: ThreadSanitizer", "runtime error:")):
         failures.append("sanitizer report in stderr")
     for f in failures:
         print("FAIL: " + f)
