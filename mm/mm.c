@@ -383,6 +383,28 @@ void mm_destroy(struct mm *mm)
 	pthread_mutex_destroy(&mm->lock);
 }
 
+void mm_node_placement(const struct mm *mm, unsigned idx, uint64_t bytes[MM_MAX_POOLS])
+{
+	const struct mm_guest_node *n = &mm->cfg.nodes[idx];
+
+	memset(bytes, 0, MM_MAX_POOLS * sizeof(bytes[0]));
+	for (gpa_t g = n->gpa; g < n->gpa + n->size;) {
+		struct s2_leaf l;
+		unsigned lvl;
+		uint64_t step;
+
+		if (s2_walk(&mm->map, g, &l, &lvl)) {
+			g += S2_PAGE_SIZE;
+			continue;
+		}
+		step = s2_level_size(lvl) - (g & (s2_level_size(lvl) - 1));
+		if (step > n->gpa + n->size - g)
+			step = n->gpa + n->size - g;
+		bytes[l.oa >> MM_POOL_SHIFT] += step;
+		g += step;
+	}
+}
+
 int mm_gpa_backing(const struct mm *mm, gpa_t gpa, unsigned *pool, uint64_t *offset)
 {
 	struct s2_leaf l;

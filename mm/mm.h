@@ -33,7 +33,7 @@ struct mm_guest_node {
 	unsigned hosts[MM_MAX_POOLS];
 	/* filled by mm_create: */
 	gpa_t gpa; /* [gpa, gpa + size) */
-	uint64_t placed[MM_MAX_POOLS]; /* bytes of this node on each pool */
+	uint64_t placed[MM_MAX_POOLS]; /* bytes of this node on each pool at creation */
 };
 
 struct mm_pool_cap {
@@ -123,6 +123,9 @@ void mm_destroy(struct mm *mm);
 
 /* The host node whose pool backs @gpa, or -ENOENT. */
 int mm_gpa_node(const struct mm *mm, gpa_t gpa);
+
+/* Bytes of guest node @idx now on each pool (walks the map). Caller holds mm->lock. */
+void mm_node_placement(const struct mm *mm, unsigned idx, uint64_t bytes[MM_MAX_POOLS]);
 
 /* The pool index and byte offset backing @gpa, or -ENOENT. */
 int mm_gpa_backing(const struct mm *mm, gpa_t gpa, unsigned *pool, uint64_t *offset);

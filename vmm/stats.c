@@ -65,7 +65,9 @@ static json_object *stats_json(struct vm *vm)
 	for (unsigned i = 0; i < mm->cfg.nr_nodes; i++) {
 		const struct mm_guest_node *n = &mm->cfg.nodes[i];
 		json_object *gn = json_object_new_object(), *pl = json_object_new_object();
+		uint64_t now[MM_MAX_POOLS];
 
+		mm_node_placement(mm, i, now);
 		json_object_object_add(gn, "id", json_object_new_int((int)n->id));
 		json_object_object_add(gn, "gpa_start", json_object_new_uint64(n->gpa));
 		json_object_object_add(gn, "size_bytes", json_object_new_uint64(n->size));
@@ -74,7 +76,7 @@ static json_object *stats_json(struct vm *vm)
 			char key[16];
 
 			snprintf(key, sizeof(key), "%u", mm->pools[k].node);
-			json_object_object_add(pl, key, json_object_new_uint64(n->placed[k]));
+			json_object_object_add(pl, key, json_object_new_uint64(now[k]));
 		}
 		json_object_object_add(gn, "bytes_on_host_node", pl);
 		json_object_array_add(gnodes, gn);
@@ -167,17 +169,19 @@ void vm_stats_print(struct vm *vm, enum run_stats_mode mode, FILE *f)
 			MIB((p->nr_frames - p->nr_free) << 12), MIB(p->nr_free << 12),
 			p->nr_frames - p->nr_free, MIB(pool_resident_bytes(p)));
 	}
-	fprintf(f, "  guest node  GPA range                      policy      MiB on host nodes\n");
+	fprintf(f, "  guest node  GPA range                      policy      MiB on host nodes now\n");
 	for (unsigned i = 0; i < mm->cfg.nr_nodes; i++) {
 		const struct mm_guest_node *n = &mm->cfg.nodes[i];
 		char where[128] = "";
 		size_t len = 0;
+		uint64_t now[MM_MAX_POOLS];
 
+		mm_node_placement(mm, i, now);
 		for (unsigned k = 0; k < mm->nr_pools; k++)
-			if (n->placed[k])
+			if (now[k])
 				len += (size_t)snprintf(where + len, sizeof(where) - len, "%s%u:%.0f",
 							len ? " " : "", mm->pools[k].node,
-							MIB(n->placed[k]));
+							MIB(now[k]));
 		fprintf(f, "  %10u  [%#012" PRIx64 ", %#012" PRIx64 ")  %-10s  %s\n", n->id, n->gpa,
 			n->gpa + n->size, policy_names[n->policy], where);
 	}
