@@ -5,17 +5,11 @@
 #include <time.h>
 
 #include "mm/migrate.h"
+#include "s2vm/clock.h"
 
 #define HUGE POOL_HUGE_FRAMES
 #define PAGE S2_PAGE_SIZE
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 /* One piece of a batch: [gpa, gpa + n pages) moves from (sp, sf) to (target, df). */
 struct piece {
@@ -108,21 +102,17 @@ static size_t collect(struct mm *mm, struct cursor *cur, unsigned target, struct
 
 	while (!cursor_done(cur) && np < max_pieces && frames < max_frames && !*exhausted) {
 		struct s2_leaf l;
-		unsigned lvl;
 		gpa_t g = cur->g, end = cur->r[cur->k].gpa + cur->r[cur->k].len;
-		uint64_t lsz, in, sp, sf, n;
+		hpa_t oa;
+		uint64_t span, sp, sf, n;
 
-		if (s2_walk(&mm->map, g, &l, &lvl)) {
-			cursor_advance(cur, PAGE); /* a hole: nothing to move */
+		if (s2_walk_span(&mm->map, g, end, &l, &oa, &span)) {
+			cursor_advance(cur, span); /* a hole: nothing to move */
 			continue;
 		}
-		lsz = s2_level_size(lvl);
-		in = g & (lsz - 1);
-		sp = l.oa >> MM_POOL_SHIFT;
-		sf = ((l.oa & ((1ull << MM_POOL_SHIFT) - 1)) + in) >> POOL_FRAME_SHIFT;
-		n = (lsz - in) / PAGE;
-		if ((end - g) / PAGE < n)
-			n = (end - g) / PAGE;
+		sp = oa >> MM_POOL_SHIFT;
+		sf = (oa & ((1ull << MM_POOL_SHIFT) - 1)) >> POOL_FRAME_SHIFT;
+		n = span / PAGE;
 		if (frames + n > max_frames)
 			n = max_frames - frames;
 		if (sp == target) {
@@ -169,17 +159,11 @@ static uint64_t count_left(struct mm *mm, gpa_t from, gpa_t end, unsigned target
 
 	for (gpa_t g = from; g < end;) {
 		struct s2_leaf l;
-		unsigned lvl;
+		hpa_t oa;
 		uint64_t step;
 
-		if (s2_walk(&mm->map, g, &l, &lvl)) {
-			g += PAGE;
-			continue;
-		}
-		step = s2_level_size(lvl) - (g & (s2_level_size(lvl) - 1));
-		if (step > end - g)
-			step = end - g;
-		if ((l.oa >> MM_POOL_SHIFT) != target)
+		if (s2_walk_span(&mm->map, g, end, &l, &oa, &step) == 0 &&
+		    (oa >> MM_POOL_SHIFT) != target)
 			n += step / PAGE;
 		g += step;
 	}
@@ -222,10 +206,10 @@ static int migrate_batch(struct mm *mm, unsigned target, struct piece *v, size_t
 		goto undo;
 
 	/* 2. copy */
-	t0 = now_ns();
+	t0 = s2_now_ns();
 	for (i = 0; i < np && !r; i++)
 		r = copy_frames(mm, v[i].sp, v[i].sf, target, v[i].df, v[i].n);
-	mm->mig.copy_ns += now_ns() - t0;
+	mm->mig.copy_ns += s2_now_ns() - t0;
 	if (r)
 		goto undo;
 
@@ -451,7 +435,7 @@ int mm_handle_write_fault_locked(struct mm *mm, gpa_t gpa)
 
 int mm_handle_write_fault(struct mm *mm, gpa_t gpa, uint64_t seen_seq)
 {
-	uint64_t t0 = now_ns();
+	uint64_t t0 = s2_now_ns();
 	int r = 0;
 
 	pthread_mutex_lock(&mm->lock); /* waits for a batch in progress: no busy spin */
@@ -478,7 +462,7 @@ int mm_handle_write_fault(struct mm *mm, gpa_t gpa, uint64_t seen_seq)
 	if (r && mm_seq(mm) != seen_seq)
 		r = 0; /* a batch ended since the vCPU entered: retry */
 	mm->mig.fault_waits++;
-	mm->mig.stall_ns += now_ns() - t0;
+	mm->mig.stall_ns += s2_now_ns() - t0;
 	pthread_mutex_unlock(&mm->lock);
 	return r;
 }

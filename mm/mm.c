@@ -7,17 +7,11 @@
 #include <time.h>
 
 #include "mm/mm.h"
+#include "s2vm/clock.h"
 
 #define MIB2 (2ull << 20)
 #define HUGE POOL_HUGE_FRAMES
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 #define MM_ERR(mm, code, ...) (snprintf((mm)->err, sizeof((mm)->err), __VA_ARGS__), (code))
 
@@ -66,22 +60,15 @@ static int alias_sync(struct mm *mm, gpa_t gpa, uint64_t size, bool prot_only)
 
 	for (gpa_t g = gpa; g < end;) {
 		struct s2_leaf l;
-		unsigned lvl;
 		struct run nx = { .gpa = g, .pool = -1 };
+		hpa_t oa;
 		uint64_t step;
 
-		if (s2_walk(&mm->map, g, &l, &lvl) == 0) {
-			uint64_t lsz = s2_level_size(lvl), in = g & (lsz - 1);
-
-			step = lsz - in;
-			nx.pool = (int)(l.oa >> MM_POOL_SHIFT);
-			nx.off = (l.oa & ((1ull << MM_POOL_SHIFT) - 1)) + in;
+		if (s2_walk_span(&mm->map, g, end, &l, &oa, &step) == 0) {
+			nx.pool = (int)(oa >> MM_POOL_SHIFT);
+			nx.off = oa & ((1ull << MM_POOL_SHIFT) - 1);
 			nx.prot = prot_of(l.perm);
-		} else {
-			step = S2_PAGE_SIZE;
 		}
-		if (step > end - g)
-			step = end - g;
 		nx.len = step;
 		if (cur.len && cur.pool == nx.pool && cur.prot == nx.prot &&
 		    (cur.pool < 0 || cur.off + cur.len == nx.off)) {
@@ -306,7 +293,7 @@ static int place_node(struct mm *mm, struct mm_guest_node *n)
 int mm_create(struct mm *mm, const struct mm_config *cfg)
 {
 	struct s2_map_config mc = { 0 };
-	uint64_t t0 = now_ns();
+	uint64_t t0 = s2_now_ns();
 	uintptr_t base;
 	gpa_t gpa = 0;
 	int r;
@@ -362,7 +349,7 @@ int mm_create(struct mm *mm, const struct mm_config *cfg)
 			return r;
 	}
 	s2_batch_commit(&mm->map, &mm->batch); /* materialises the alias */
-	mm->build_ns = now_ns() - t0;
+	mm->build_ns = s2_now_ns() - t0;
 	return 0;
 }
 
@@ -390,17 +377,11 @@ void mm_node_placement(const struct mm *mm, unsigned idx, uint64_t bytes[MM_MAX_
 	memset(bytes, 0, MM_MAX_POOLS * sizeof(bytes[0]));
 	for (gpa_t g = n->gpa; g < n->gpa + n->size;) {
 		struct s2_leaf l;
-		unsigned lvl;
+		hpa_t oa;
 		uint64_t step;
 
-		if (s2_walk(&mm->map, g, &l, &lvl)) {
-			g += S2_PAGE_SIZE;
-			continue;
-		}
-		step = s2_level_size(lvl) - (g & (s2_level_size(lvl) - 1));
-		if (step > n->gpa + n->size - g)
-			step = n->gpa + n->size - g;
-		bytes[l.oa >> MM_POOL_SHIFT] += step;
+		if (s2_walk_span(&mm->map, g, n->gpa + n->size, &l, &oa, &step) == 0)
+			bytes[oa >> MM_POOL_SHIFT] += step;
 		g += step;
 	}
 }

@@ -650,6 +650,23 @@ int s2_walk(const struct s2_map *m, gpa_t gpa, struct s2_leaf *out, unsigned *le
 	return -ENOENT;
 }
 
+int s2_walk_span(const struct s2_map *m, gpa_t gpa, gpa_t end, struct s2_leaf *out, hpa_t *oa,
+		 uint64_t *span)
+{
+	unsigned lvl;
+	uint64_t lsz, in;
+
+	if (s2_walk(m, gpa, out, &lvl)) {
+		*span = MIN(S2_PAGE_SIZE, end - gpa);
+		return -ENOENT;
+	}
+	lsz = s2_level_size(lvl);
+	in = gpa & (lsz - 1);
+	*oa = out->oa + in;
+	*span = MIN(lsz - in, end - gpa);
+	return 0;
+}
+
 /* ---- commit ---- */
 
 size_t s2_batch_commit(struct s2_map *m, struct s2_batch *b)
@@ -729,11 +746,12 @@ int s2_remap_safe(struct s2_map *m, gpa_t gpa, uint64_t size, hpa_t new_pa, unsi
 		return -EINVAL;
 	for (off = 0; off < size;) { /* the range must be fully mapped */
 		struct s2_leaf l;
-		unsigned lvl;
+		hpa_t oa;
+		uint64_t n;
 
-		if (s2_walk(m, gpa + off, &l, &lvl))
+		if (s2_walk_span(m, gpa + off, gpa + size, &l, &oa, &n))
 			return -ENOENT;
-		off += s2_level_size(lvl) - ((gpa + off) & (s2_level_size(lvl) - 1));
+		off += n;
 	}
 	s2_batch_init(&b);
 	/* 1. read-only at the same address, invalidate */
@@ -744,16 +762,13 @@ int s2_remap_safe(struct s2_map *m, gpa_t gpa, uint64_t size, hpa_t new_pa, unsi
 	/* 2. copy, leaf by leaf, from the old frames */
 	for (off = 0; off < size;) {
 		struct s2_leaf l;
-		unsigned lvl;
-		uint64_t lsz, in, n;
+		hpa_t oa;
+		uint64_t n;
 
-		r = s2_walk(m, gpa + off, &l, &lvl);
+		r = s2_walk_span(m, gpa + off, gpa + size, &l, &oa, &n);
 		if (r)
 			goto out_restore;
-		lsz = s2_level_size(lvl);
-		in = (gpa + off) & (lsz - 1);
-		n = MIN(lsz - in, size - off);
-		r = copy(ctx, l.oa + in, new_pa + off, n);
+		r = copy(ctx, oa, new_pa + off, n);
 		if (r)
 			goto out_restore;
 		off += n;

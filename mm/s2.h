@@ -154,6 +154,14 @@ int s2_collapse(struct s2_map *m, gpa_t gpa, unsigned level, struct s2_batch *b)
  * or -ENOENT. */
 int s2_walk(const struct s2_map *m, gpa_t gpa, struct s2_leaf *out, unsigned *level) S2_WUR;
 
+/*
+ * Walk @gpa for range iteration up to @end: returns 0 with @out (the leaf), *@oa (the
+ * output address of @gpa itself) and *@span (bytes from @gpa to the end of that leaf, at
+ * most @end - @gpa); or -ENOENT for a hole, with *@span = one page (at most @end - @gpa).
+ */
+int s2_walk_span(const struct s2_map *m, gpa_t gpa, gpa_t end, struct s2_leaf *out, hpa_t *oa,
+		 uint64_t *span);
+
 /* Issue the batch's invalidations (coalesced), then free its tables; empties the batch.
  * Returns the number of invalidation calls issued. */
 size_t s2_batch_commit(struct s2_map *m, struct s2_batch *b);

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "mm/migrate.h"
+#include "s2vm/clock.h"
 #include "s2vm/hypercall.h"
 #include "vmm/vcpu.h"
 
@@ -156,7 +157,7 @@ bool vcpu_hypercall(struct vcpu *v, uint32_t block_gpa)
 		ret = hc_report(v, b.args);
 		break;
 	case S2_HC_CLOCK_NS:
-		ret = (int64_t)vm_now_ns();
+		ret = (int64_t)s2_now_ns();
 		break;
 	case S2_HC_GET_ARGS:
 		ret = hc_get_args(v, b.args);

@@ -17,6 +17,7 @@
 
 #include "arch/x86/boot.h"
 #include "s2vm/bootinfo.h"
+#include "s2vm/clock.h"
 #include "s2vm/hypercall.h"
 #include "s2vm/kvm_compat.h"
 #include "vmm/elf.h"
@@ -26,14 +27,6 @@
 
 #define MIB2 (2ull << 20)
 #define SIG_KICK SIGUSR2
-
-uint64_t vm_now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 void *vm_gpa_to_hva(struct vm *vm, gpa_t gpa, uint64_t len)
 {
@@ -125,7 +118,7 @@ int vm_create(struct vm *vm, int kvm_fd, const struct vm_config *cfg, struct s2_
 	char a[32];
 
 	memset(vm, 0, sizeof(*vm));
-	vm->boot_ns = vm_now_ns();
+	vm->boot_ns = s2_now_ns();
 	vm->kvm_fd = kvm_fd;
 	vm->vm_fd = vm->done_efd = -1;
 	pthread_mutex_init(&vm->out_lock, NULL);
@@ -243,7 +236,7 @@ void vm_stop(struct vm *vm, enum vm_stop_reason reason, int code)
 	vm->stop_reason = reason;
 	vm->exit_code = code;
 	if (reason == VM_STOP_GUEST_EXIT)
-		vm->first_exit_ns = vm_now_ns();
+		vm->first_exit_ns = s2_now_ns();
 	atomic_store(&vm->stopping, true);
 	pthread_cond_broadcast(&vm->stop_cond);
 

@@ -107,6 +107,5 @@ void vm_destroy(struct vm *vm);
  */
 void *vm_gpa_to_hva(struct vm *vm, gpa_t gpa, uint64_t len);
 
-uint64_t vm_now_ns(void);
 
 #endif

@@ -21,14 +21,8 @@
 #include <time.h>
 
 #include "mm/migrate.h"
+#include "s2vm/clock.h"
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 static double memcpy_gibps(uint64_t bytes, int repeat)
 {
@@ -39,10 +33,10 @@ static double memcpy_gibps(uint64_t bytes, int repeat)
 	memset(a, 1, bytes);
 	memset(b, 2, bytes);
 	for (int i = 0; i < repeat; i++) {
-		uint64_t t0 = now_ns();
+		uint64_t t0 = s2_now_ns();
 
 		memcpy(b, a, bytes);
-		t0 = now_ns() - t0;
+		t0 = s2_now_ns() - t0;
 		if (t0 < best)
 			best = t0;
 		a[i] = b[i + 1]; /* keep the copy observable */
@@ -138,10 +132,10 @@ static int run_case(enum kind k, uint64_t bytes, int repeat, struct res *out)
 		if (migrate(&mm, k, r, n, 1, &p) || migrate(&mm, k, r, n, 0, &p))
 			goto fail;
 		c0 = mm.mig.alias_mprotect + mm.mig.alias_mmap;
-		t0 = now_ns();
+		t0 = s2_now_ns();
 		if (migrate(&mm, k, r, n, 1, &p))
 			goto fail;
-		t0 = now_ns() - t0;
+		t0 = s2_now_ns() - t0;
 		if (t0 < best) {
 			best = t0;
 			pages = p;

@@ -16,25 +16,19 @@
 #include <unistd.h>
 
 #include "mm/mm.h"
+#include "s2vm/clock.h"
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 static uint64_t baseline_ns(uint64_t size)
 {
-	uint64_t t0 = now_ns();
+	uint64_t t0 = s2_now_ns();
 	int fd = memfd_create("bench-baseline", MFD_CLOEXEC);
 	void *p;
 
 	if (fd < 0 || ftruncate(fd, (off_t)size) < 0)
 		return 0;
 	p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	uint64_t t = now_ns() - t0;
+	uint64_t t = s2_now_ns() - t0;
 
 	if (p != MAP_FAILED)
 		munmap(p, size);

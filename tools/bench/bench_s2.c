@@ -17,14 +17,8 @@
 #include <time.h>
 
 #include "mm/s2.h"
+#include "s2vm/clock.h"
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 struct result {
 	const char *fmt;
@@ -46,7 +40,7 @@ static int run_one(const struct s2_format *f, uint64_t gran, uint64_t range, str
 		return -ENOMEM;
 	s2_batch_init(&b);
 
-	t0 = now_ns();
+	t0 = s2_now_ns();
 	for (uint64_t i = 0; i < n && !e; i++) {
 		e = s2_map_range(&m, i * gran, (1ull << 40) + i * gran, gran, S2_PERM_RW,
 				 S2_MT_NORMAL, &b);
@@ -54,37 +48,37 @@ static int run_one(const struct s2_format *f, uint64_t gran, uint64_t range, str
 			s2_batch_commit(&m, &b);
 	}
 	s2_batch_commit(&m, &b);
-	t1 = now_ns();
+	t1 = s2_now_ns();
 	r->map_ns = (double)(t1 - t0) / (double)n;
 	r->table_bytes_per_gib = (double)s2_map_table_bytes(&m) / ((double)range / (1 << 30));
 
-	t0 = now_ns();
+	t0 = s2_now_ns();
 	for (uint64_t i = 0; i < n && !e; i++) {
 		e = s2_protect(&m, i * gran, gran, S2_PERM_R, &b);
 		if ((i & 511) == 511)
 			s2_batch_commit(&m, &b);
 	}
 	s2_batch_commit(&m, &b);
-	t1 = now_ns();
+	t1 = s2_now_ns();
 	r->protect_ns = (double)(t1 - t0) / (double)n;
 
-	t0 = now_ns();
+	t0 = s2_now_ns();
 	for (uint64_t i = 0; i < n && !e; i++) {
 		e = s2_unmap(&m, i * gran, gran, &b);
 		if ((i & 511) == 511)
 			s2_batch_commit(&m, &b);
 	}
 	s2_batch_commit(&m, &b);
-	t1 = now_ns();
+	t1 = s2_now_ns();
 	r->unmap_ns = (double)(t1 - t0) / (double)n;
 	if (!e && m.stats.tables != 1)
 		e = -EFAULT; /* every table must be gone again */
 
 	flat = calloc(n, sizeof(uint64_t));
-	t0 = now_ns();
+	t0 = s2_now_ns();
 	for (uint64_t i = 0; i < n; i++)
 		flat[i] = ((1ull << 40) + i * gran) | 3;
-	t1 = now_ns();
+	t1 = s2_now_ns();
 	r->flat_ns = (double)(t1 - t0) / (double)n;
 	free((void *)flat);
 
