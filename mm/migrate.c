@@ -412,6 +412,28 @@ int mm_write_guest(struct mm *mm, gpa_t gpa, const void *src, uint64_t len)
 	return 0;
 }
 
+/*
+ * Give [gpa, gpa + len) permission @perm where the lazy policy left it read-only: finish
+ * any deferred invalidation first (nothing may become writable before it), then one
+ * batch. Caller holds mm->lock. Returns 0, or -EFAULT if no page needed it.
+ */
+static int make_writable(struct mm *mm, gpa_t gpa, uint64_t len, unsigned perm)
+{
+	uint64_t pages = 0;
+
+	s2_flush_deferred(&mm->map);
+	if (s2_protect(&mm->map, gpa, len, perm, &mm->batch) == 0)
+		for (size_t i = 0; i < mm->batch.n; i++)
+			pages += mm->batch.v[i].size / PAGE;
+	s2_batch_commit(&mm->map, &mm->batch);
+	if (!pages)
+		return -EFAULT;
+	publish_if_clean(mm);
+	mm->mig.lazy_fixups += pages;
+	__atomic_add_fetch(&mm->seq, 1, __ATOMIC_RELEASE);
+	return 0;
+}
+
 /* Make the leaf holding @gpa writable (lazy policy). Caller holds mm->lock. */
 int mm_handle_write_fault_locked(struct mm *mm, gpa_t gpa)
 {
@@ -422,15 +444,7 @@ int mm_handle_write_fault_locked(struct mm *mm, gpa_t gpa)
 	if (s2_walk(&mm->map, gpa, &l, &lvl) || (l.perm & S2_PERM_W) || !mm->cfg.mig.lazy_writable)
 		return -EFAULT;
 	lsz = s2_level_size(lvl);
-	/* a pending deferred invalidation must complete before anything becomes writable */
-	s2_flush_deferred(&mm->map);
-	if (s2_protect(&mm->map, gpa & ~(lsz - 1), lsz, l.perm | S2_PERM_W, &mm->batch))
-		return -EFAULT;
-	s2_batch_commit(&mm->map, &mm->batch);
-	publish_if_clean(mm);
-	mm->mig.lazy_fixups += lsz / PAGE;
-	__atomic_add_fetch(&mm->seq, 1, __ATOMIC_RELEASE);
-	return 0;
+	return make_writable(mm, gpa & ~(lsz - 1), lsz, l.perm | S2_PERM_W);
 }
 
 int mm_handle_write_fault(struct mm *mm, gpa_t gpa, uint64_t seen_seq)
@@ -444,18 +458,7 @@ int mm_handle_write_fault(struct mm *mm, gpa_t gpa, uint64_t seen_seq)
 	} else if (mm_seq(mm) == seen_seq && mm->cfg.mig.lazy_writable) {
 		/* The host did not say which page (no KVM_EXIT_MEMORY_FAULT, as on PVM):
 		 * make every lazily write-protected page writable, in one batch. */
-		s2_flush_deferred(&mm->map);
-		if (s2_protect(&mm->map, 0, mm->cfg.mem_size, S2_PERM_RWX, &mm->batch) == 0 &&
-		    mm->batch.n) {
-			for (size_t i = 0; i < mm->batch.n; i++)
-				mm->mig.lazy_fixups += mm->batch.v[i].size / PAGE;
-			s2_batch_commit(&mm->map, &mm->batch);
-			publish_if_clean(mm);
-			__atomic_add_fetch(&mm->seq, 1, __ATOMIC_RELEASE);
-		} else {
-			s2_batch_commit(&mm->map, &mm->batch);
-			r = -EFAULT;
-		}
+		r = make_writable(mm, 0, mm->cfg.mem_size, S2_PERM_RWX);
 	} else {
 		r = -EFAULT;
 	}
