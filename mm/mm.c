@@ -398,15 +398,14 @@ int mm_gpa_backing(const struct mm *mm, gpa_t gpa, unsigned *pool, uint64_t *off
 	return 0;
 }
 
-int mm_gpa_node(const struct mm *mm, gpa_t gpa)
+int mm_gpa_node(struct mm *mm, gpa_t gpa)
 {
-	struct mm *m = (struct mm *)mm; /* the lock only: walks race with migrations */
 	unsigned pool;
 	uint64_t off;
 	int r;
 
-	pthread_mutex_lock(&m->lock);
+	pthread_mutex_lock(&mm->lock); /* walks race with migrations */
 	r = mm_gpa_backing(mm, gpa, &pool, &off) ? -ENOENT : (int)mm->pools[pool].node;
-	pthread_mutex_unlock(&m->lock);
+	pthread_mutex_unlock(&mm->lock);
 	return r;
 }

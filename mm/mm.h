@@ -121,8 +121,8 @@ struct mm {
 int mm_create(struct mm *mm, const struct mm_config *cfg) __attribute__((warn_unused_result));
 void mm_destroy(struct mm *mm);
 
-/* The host node whose pool backs @gpa, or -ENOENT. */
-int mm_gpa_node(const struct mm *mm, gpa_t gpa);
+/* The host node whose pool backs @gpa, or -ENOENT. Takes mm->lock. */
+int mm_gpa_node(struct mm *mm, gpa_t gpa);
 
 /* Bytes of guest node @idx now on each pool (walks the map). Caller holds mm->lock. */
 void mm_node_placement(const struct mm *mm, unsigned idx, uint64_t bytes[MM_MAX_POOLS]);
