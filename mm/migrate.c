@@ -395,11 +395,44 @@ out:
 	return r;
 }
 
+/*
+ * Copy between @buf and guest memory [@gpa, @gpa + @len) through the pools' own
+ * mappings, one memcpy per leaf span. Caller holds mm->lock. Returns 0 or -EFAULT.
+ */
+static int guest_copy_locked(struct mm *mm, gpa_t gpa, void *buf, uint64_t len, bool to_guest)
+{
+	unsigned char *b = buf;
+
+	if (gpa > mm->cfg.mem_size || len > mm->cfg.mem_size - gpa)
+		return -EFAULT;
+	for (gpa_t g = gpa, end = gpa + len; g < end;) {
+		struct s2_leaf l;
+		hpa_t oa;
+		uint64_t step;
+		unsigned char *host;
+
+		if (s2_walk_span(&mm->map, g, end, &l, &oa, &step))
+			return -EFAULT; /* a hole */
+		host = mm->pools[oa >> MM_POOL_SHIFT].base + (oa & ((1ull << MM_POOL_SHIFT) - 1));
+		if (to_guest)
+			memcpy(host, b, step);
+		else
+			memcpy(b, host, step);
+		b += step;
+		g += step;
+	}
+	return 0;
+}
+
 int mm_write_guest(struct mm *mm, gpa_t gpa, const void *src, uint64_t len)
 {
-	if (gpa > mm->cfg.mem_size || len > mm->cfg.mem_size - gpa || !mm->alias)
+	int r;
+
+	if (gpa > mm->cfg.mem_size || len > mm->cfg.mem_size - gpa)
 		return -EFAULT;
 	pthread_mutex_lock(&mm->lock);
+	/* Nothing may become writable, even through the pool, while a vCPU can still read
+	 * the old frame through a deferred invalidation: the lazy fix-up flushes first. */
 	for (gpa_t g = gpa & ~(PAGE - 1); g < gpa + len; g += PAGE) {
 		struct s2_leaf l;
 		unsigned lvl;
@@ -407,9 +440,19 @@ int mm_write_guest(struct mm *mm, gpa_t gpa, const void *src, uint64_t len)
 		if (s2_walk(&mm->map, g, &l, &lvl) == 0 && !(l.perm & S2_PERM_W))
 			(void)mm_handle_write_fault_locked(mm, g);
 	}
-	memcpy(mm->alias + gpa, src, len);
+	r = guest_copy_locked(mm, gpa, (void *)src, len, true);
 	pthread_mutex_unlock(&mm->lock);
-	return 0;
+	return r;
+}
+
+int mm_read_guest(struct mm *mm, gpa_t gpa, void *dst, uint64_t len)
+{
+	int r;
+
+	pthread_mutex_lock(&mm->lock);
+	r = guest_copy_locked(mm, gpa, dst, len, false);
+	pthread_mutex_unlock(&mm->lock);
+	return r;
 }
 
 /*
@@ -453,6 +496,8 @@ int mm_handle_write_fault(struct mm *mm, gpa_t gpa, uint64_t seen_seq)
 	int r = 0;
 
 	pthread_mutex_lock(&mm->lock); /* waits for a batch in progress: no busy spin */
+	if (gpa != ~0ull)
+		mm->mig.fault_gpa_known++;
 	if (gpa != ~0ull && gpa < mm->cfg.mem_size) {
 		r = mm_handle_write_fault_locked(mm, gpa);
 	} else if (mm_seq(mm) == seen_seq && mm->cfg.mig.lazy_writable) {

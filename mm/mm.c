@@ -33,7 +33,7 @@ struct run {
 
 static int run_flush(struct mm *mm, const struct run *r, bool prot_only)
 {
-	void *at = mm->alias + r->gpa;
+	void *at = mm_alias_at(mm, r->gpa);
 
 	if (!r->len)
 		return 0;
@@ -54,9 +54,13 @@ static int run_flush(struct mm *mm, const struct run *r, bool prot_only)
 /* Make the alias of [gpa, gpa + size) match the map, one call per maximal run. */
 static int alias_sync(struct mm *mm, gpa_t gpa, uint64_t size, bool prot_only)
 {
-	struct run cur = { .gpa = gpa };
 	gpa_t end = gpa + size;
+	struct run cur;
 	int r = 0;
+
+	if (gpa < mm->cfg.alias_floor) /* never mapped: below vm.mmap_min_addr */
+		gpa = end > mm->cfg.alias_floor ? mm->cfg.alias_floor : end;
+	cur = (struct run){ .gpa = gpa };
 
 	for (gpa_t g = gpa; g < end;) {
 		struct s2_leaf l;
@@ -329,7 +333,32 @@ int mm_create(struct mm *mm, const struct mm_config *cfg)
 	if (r)
 		return MM_ERR(mm, r, "cannot allocate the frame table");
 
-	if (!cfg->be) {
+	if (!cfg->be && cfg->alias_at_gpa) {
+		uint64_t floor = cfg->alias_floor;
+		void *want = (void *)(uintptr_t)floor;
+
+		if (floor % S2_PAGE_SIZE || floor >= cfg->mem_size)
+			return MM_ERR(mm, -EINVAL, "bad alias floor %#llx", (unsigned long long)floor);
+		mm->alias_len = cfg->mem_size + cfg->alias_extra - floor;
+		mm->alias_base = mmap(want, mm->alias_len, PROT_NONE,
+				      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE |
+					      MAP_FIXED_NOREPLACE, -1, 0);
+		if (mm->alias_base == MAP_FAILED || mm->alias_base != want) {
+			int err = mm->alias_base == MAP_FAILED ? errno : EEXIST;
+
+			if (mm->alias_base != MAP_FAILED)
+				munmap(mm->alias_base, mm->alias_len); /* kernel without NOREPLACE */
+			mm->alias_base = NULL;
+			return MM_ERR(mm, -err,
+				      "cannot place guest RAM at host addresses [%#llx, %#llx) == its "
+				      "GPAs: %s",
+				      (unsigned long long)floor,
+				      (unsigned long long)(cfg->mem_size + cfg->alias_extra),
+				      err == EEXIST ? "part of that range is in use in this process"
+						    : strerror(err));
+		}
+		mm->alias = NULL; /* GPA 0 is host address 0 */
+	} else if (!cfg->be) {
 		mm->alias_len = cfg->mem_size + MIB2;
 		mm->alias_base = mmap(NULL, mm->alias_len, PROT_NONE,
 				      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);

@@ -73,6 +73,16 @@ struct mm_config {
 	/* Told about every batch of frames returned to a pool (the sim model tracks them). */
 	void (*on_free)(void *ctx, struct mm *mm, unsigned pool, uint64_t first, uint64_t n);
 	struct mig_policy mig;
+	/*
+	 * Alias placement (kvm backend only). Default: anywhere, 2 MiB aligned. With
+	 * alias_at_gpa the alias is reserved at host address == GPA (--accel proc): GPAs
+	 * below alias_floor (vm.mmap_min_addr) are never mapped there, and alias_extra bytes
+	 * after RAM (the device window) stay reserved PROT_NONE so that a guest access there
+	 * faults instead of reaching whatever the host put at that address.
+	 */
+	bool alias_at_gpa;
+	uint64_t alias_floor; /* page aligned */
+	uint64_t alias_extra;
 };
 
 struct mig_stats {
@@ -80,6 +90,7 @@ struct mig_stats {
 	uint64_t batches, runs;
 	uint64_t alias_mprotect, alias_mmap; /* alias calls made by migrations */
 	uint64_t fault_waits, stall_ns; /* vCPU write faults that waited, total time */
+	uint64_t fault_gpa_known; /* of those, faults whose GPA the host reported */
 	uint64_t lazy_fixups; /* pages made writable on first write */
 	uint64_t forced_flushes; /* cap or low pool forced flush-and-free */
 	uint64_t aborted_pages; /* not moved: the destination pool ran out */
@@ -101,7 +112,7 @@ struct mm {
 	struct s2_batch batch;
 	void *alias_base; /* reservation, alias_len bytes */
 	size_t alias_len;
-	unsigned char *alias; /* GPA 0, 2 MiB aligned, cfg.mem_size bytes */
+	unsigned char *alias; /* GPA 0 (NULL with alias_at_gpa): use mm_alias_at() */
 	struct mm_alias_stats alias_stats;
 	uint64_t build_ns; /* time mm_create took */
 	pthread_mutex_t lock; /* serialises map updates, migrations, guest writes by the VMM */
@@ -139,12 +150,24 @@ static inline hpa_t mm_pa(unsigned pool, uint64_t frame)
  * Caller holds mm->lock (or is single-threaded). */
 int mm_pool_get(struct mm *mm, unsigned node);
 
+/* The alias address of @gpa: integer arithmetic, as the alias may start at address 0. */
+static inline void *mm_alias_at(const struct mm *mm, gpa_t gpa)
+{
+	return (void *)((uintptr_t)mm->alias + gpa);
+}
+
 /*
- * Copy @len bytes into guest memory at @gpa on behalf of the VMM, waiting for any
- * migration batch and making lazily write-protected pages writable first. Returns 0 or
- * -EFAULT (outside RAM).
+ * Copy @len bytes into guest memory at @gpa on behalf of the VMM, through the pools' own
+ * mappings (never the alias), after any migration batch in progress, and making lazily
+ * write-protected pages writable first. Returns 0 or -EFAULT (outside RAM or unmapped).
  */
-int mm_write_guest(struct mm *mm, gpa_t gpa, const void *src, uint64_t len);
+int mm_write_guest(struct mm *mm, gpa_t gpa, const void *src, uint64_t len)
+	__attribute__((warn_unused_result));
+
+/* Copy @len bytes of guest memory at @gpa into @dst, through the pools' own mappings,
+ * after any migration batch in progress. Returns 0 or -EFAULT. Takes mm->lock. */
+int mm_read_guest(struct mm *mm, gpa_t gpa, void *dst, uint64_t len)
+	__attribute__((warn_unused_result));
 
 /*
  * A vCPU's write to @gpa (~0 if unknown) faulted. Waits for a migration batch in

@@ -84,7 +84,7 @@ int cmd_run(int argc, char **argv)
 	struct churn churn = { 0 };
 	void *kernel;
 	size_t klen = 0;
-	int r, kvm, code;
+	int r, code;
 
 	r = run_opts_parse(argc, argv, &o, &e);
 	if (r == RUN_OPTS_HELP) {
@@ -111,12 +111,22 @@ int cmd_run(int argc, char **argv)
 		fprintf(stderr, "s2vm run: %s: %s\n", o.kernel, e.msg);
 		goto out_kernel;
 	}
-	kvm = vm_kvm_open(&e);
-	if (kvm < 0) {
-		fprintf(stderr, "s2vm run: %s\n", e.msg);
-		goto out_kernel;
-	}
 	memset(&cfg, 0, sizeof(cfg));
+	cfg.accel = &accel_proc_ops;
+	cfg.accel_fd = -1;
+	if (o.accel != ACCEL_PROC) {
+		r = accel_kvm_open(&e);
+		if (r >= 0) {
+			cfg.accel = &accel_kvm_ops;
+			cfg.accel_fd = r;
+		} else if (o.accel == ACCEL_KVM) {
+			fprintf(stderr, "s2vm run: %s%s\n", e.msg, accel_kvm_hint(r));
+			goto out_kernel;
+		} else {
+			fprintf(stderr, "s2vm: KVM is not usable here (%s); using --accel proc\n",
+				e.msg);
+		}
+	}
 	cfg.mem.mem_size = o.mem_size;
 	cfg.mem.nr_nodes = o.nr_numa;
 	memcpy(cfg.mem.nodes, o.numa, sizeof(o.numa));
@@ -125,7 +135,7 @@ int cmd_run(int argc, char **argv)
 	cfg.mem.mig.lazy_writable = o.lazy_writable;
 	cfg.nr_vcpus = o.vcpus;
 	cfg.guest_args = o.guest_args;
-	if (vm_create(&vm, kvm, &cfg, &e) || vm_load_kernel(&vm, &img, kernel, &e)) {
+	if (vm_create(&vm, &cfg, &e) || vm_load_kernel(&vm, &img, kernel, &e)) {
 		fprintf(stderr, "s2vm run: %s\n", e.msg);
 		goto out_vm;
 	}

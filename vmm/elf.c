@@ -4,6 +4,7 @@
 #include <inttypes.h>
 #include <string.h>
 
+#include "s2vm/bootinfo.h"
 #include "vmm/elf.h"
 
 static int add_overflows(uint64_t a, uint64_t b)
@@ -11,11 +12,91 @@ static int add_overflows(uint64_t a, uint64_t b)
 	return a + b < a;
 }
 
+/* Note name and descriptor sizes are padded to 4 bytes in the file. */
+static uint64_t note_pad(uint32_t n)
+{
+	return ((uint64_t)n + 3) & ~3ull;
+}
+
+/*
+ * Walk the notes of PT_NOTE segment @idx, @ph, of the @len-byte file @p. Every note must
+ * lie inside the segment and the segment inside the file. The first s2vm ring-3 entry
+ * note sets img->user_entry and *@found; a second one is an error.
+ * Returns 0, or -ENOEXEC with @e set.
+ */
+static int elf_notes_parse(const unsigned char *p, size_t len, unsigned idx, const Elf64_Phdr *ph,
+			   struct elf_image *img, int *found, struct s2_err *e)
+{
+	static const char name[] = S2_NOTE_NAME; /* with its NUL, as namesz counts it */
+	const unsigned char *seg;
+	uint64_t pos = 0, size = ph->p_filesz;
+
+	if (ph->p_offset > len || ph->p_filesz > len - ph->p_offset)
+		return s2_err_set(e, -ENOEXEC,
+				  "truncated ELF: note segment %u needs bytes [%#" PRIx64
+				  ", %#" PRIx64 ") of a %zu-byte file",
+				  idx, (uint64_t)ph->p_offset,
+				  (uint64_t)ph->p_offset + ph->p_filesz, len);
+	seg = p + ph->p_offset;
+	while (pos < size) {
+		Elf64_Nhdr nh;
+		uint64_t at = pos, name_at, desc_at;
+
+		if (size - pos < sizeof(nh))
+			return s2_err_set(e, -ENOEXEC,
+					  "note segment %u: truncated note header at %#" PRIx64,
+					  idx, at);
+		memcpy(&nh, seg + pos, sizeof(nh));
+		pos += sizeof(nh);
+		name_at = pos;
+		if (note_pad(nh.n_namesz) > size - pos)
+			return s2_err_set(e, -ENOEXEC,
+					  "note segment %u: note at offset %#" PRIx64 ": %" PRIu32
+					  "-byte name overflows the segment",
+					  idx, at, (uint32_t)nh.n_namesz);
+		pos += note_pad(nh.n_namesz);
+		desc_at = pos;
+		if (note_pad(nh.n_descsz) > size - pos)
+			return s2_err_set(e, -ENOEXEC,
+					  "note segment %u: note at offset %#" PRIx64 ": %" PRIu32
+					  "-byte descriptor overflows the segment",
+					  idx, at, (uint32_t)nh.n_descsz);
+		pos += note_pad(nh.n_descsz);
+
+		if (nh.n_namesz != sizeof(name) || memcmp(seg + name_at, name, sizeof(name)) ||
+		    nh.n_type != S2_NOTE_USER_ENTRY)
+			continue;
+		if (nh.n_descsz != sizeof(img->user_entry))
+			return s2_err_set(e, -ENOEXEC,
+					  "s2vm note: ring-3 entry note has %" PRIu32
+					  "-byte descriptor, expected %zu",
+					  (uint32_t)nh.n_descsz, sizeof(img->user_entry));
+		if (*found)
+			return s2_err_set(e, -ENOEXEC,
+					  "s2vm note: more than one ring-3 entry note");
+		memcpy(&img->user_entry, seg + desc_at, sizeof(img->user_entry));
+		*found = 1;
+	}
+	return 0;
+}
+
+/* Is @gpa inside an executable segment of @img? */
+static int elf_in_exec_seg(const struct elf_image *img, uint64_t gpa)
+{
+	for (unsigned i = 0; i < img->nr_segs; i++) {
+		const struct elf_segment *s = &img->segs[i];
+
+		if ((s->flags & PF_X) && gpa >= s->gpa && gpa - s->gpa < s->memsz)
+			return 1;
+	}
+	return 0;
+}
+
 int elf_parse(const void *buf, size_t len, struct elf_image *img, struct s2_err *e)
 {
 	const unsigned char *p = buf;
 	Elf64_Ehdr eh;
-	int entry_ok = 0;
+	int note_found = 0;
 
 	memset(img, 0, sizeof(*img));
 	if (len < EI_NIDENT || memcmp(p, ELFMAG, SELFMAG) != 0)
@@ -80,17 +161,33 @@ int elf_parse(const void *buf, size_t len, struct elf_image *img, struct s2_err 
 			img->lo = s->gpa;
 		if (s->gpa + s->memsz > img->hi)
 			img->hi = s->gpa + s->memsz;
-		if ((s->flags & PF_X) && eh.e_entry >= s->gpa && eh.e_entry < s->gpa + s->memsz)
-			entry_ok = 1;
 		img->nr_segs++;
 	}
 	if (img->nr_segs == 0)
 		return s2_err_set(e, -ENOEXEC, "ELF has no loadable segments");
-	if (!entry_ok)
+	if (!elf_in_exec_seg(img, eh.e_entry))
 		return s2_err_set(e, -ENOEXEC,
 				  "entry point %#" PRIx64 " is not in an executable segment",
 				  (uint64_t)eh.e_entry);
 	img->entry = eh.e_entry;
+
+	/* notes after the load segments: the ring-3 entry is checked against them */
+	for (unsigned i = 0; i < eh.e_phnum; i++) {
+		Elf64_Phdr ph;
+		int r;
+
+		memcpy(&ph, p + eh.e_phoff + i * sizeof(ph), sizeof(ph));
+		if (ph.p_type != PT_NOTE)
+			continue;
+		r = elf_notes_parse(p, len, i, &ph, img, &note_found, e);
+		if (r)
+			return r;
+	}
+	if (note_found && !elf_in_exec_seg(img, img->user_entry))
+		return s2_err_set(e, -ENOEXEC,
+				  "ring-3 entry %#" PRIx64
+				  " (s2vm note) is not in an executable segment",
+				  img->user_entry);
 	return 0;
 }
 

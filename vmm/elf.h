@@ -20,6 +20,7 @@ struct elf_segment {
 
 struct elf_image {
 	uint64_t entry; /* entry point GPA, inside an executable segment */
+	uint64_t user_entry; /* ring-3 entry GPA from the s2vm note, 0 if none */
 	uint64_t lo; /* lowest segment GPA */
 	uint64_t hi; /* end of the highest segment, exclusive */
 	unsigned nr_segs;
@@ -30,6 +31,9 @@ struct elf_image {
  * Parse the ELF64 image @buf of @len bytes. Checks the identification, machine, type,
  * header sizes, that every PT_LOAD segment lies inside the file and does not wrap, that
  * segments do not overlap, and that the entry point is inside an executable segment.
+ * Walks the notes of every PT_NOTE segment (each inside the file, every note inside its
+ * segment): a note named S2_NOTE_NAME of type S2_NOTE_USER_ENTRY must carry an 8-byte
+ * GPA inside an executable segment and sets @img->user_entry; other notes are ignored.
  * Returns 0, or -ENOEXEC with @e naming the problem.
  */
 int elf_parse(const void *buf, size_t len, struct elf_image *img, struct s2_err *e)

@@ -6,7 +6,7 @@
 #include "vmm/cmd.h"
 
 static const struct s2_cmd cmds[] = {
-	{ "run", "launch a guest kernel under KVM", cmd_run },
+	{ "run", "launch a guest kernel (KVM, or s2vm's own threads without it)", cmd_run },
 	{ "version", "print the version", cmd_version },
 };
 

@@ -82,7 +82,8 @@ void run_opts_usage(FILE *f)
 	fprintf(f,
 		"Usage: s2vm run KERNEL [OPTIONS] [-- GUEST ARGS...]\n"
 		"\n"
-		"Boot the ELF64 guest kernel KERNEL under KVM. The guest's exit code becomes\n"
+		"Boot the ELF64 guest kernel KERNEL under KVM, or on s2vm's own threads where\n"
+		"there is no KVM (--accel). The guest's exit code becomes\n"
 		"s2vm's exit code; s2vm itself exits 2 on bad options or setup errors and %d\n"
 		"when the guest crashes (fault, triple fault, unhandled exit).\n"
 		"\n"
@@ -90,6 +91,16 @@ void run_opts_usage(FILE *f)
 		"  -m, --mem SIZE       guest RAM, a multiple of 2 MiB (default 128M).\n"
 		"                       Suffixes K, M, G, T (binary); a bare number is MiB.\n"
 		"  -c, --vcpus N        number of vCPUs, each on its own thread (default 1)\n"
+		"      --accel kvm|proc|auto\n"
+		"                       how guest code runs (default auto: kvm when /dev/kvm\n"
+		"                       is usable, else proc). kvm: hardware virtualisation,\n"
+		"                       the guest is isolated. proc: the guest's ring-3 code\n"
+		"                       runs on s2vm's own threads, guest RAM at host address\n"
+		"                       == GPA, exits as signals. proc gives no isolation: the\n"
+		"                       guest shares s2vm's address space (a seccomp filter\n"
+		"                       only refuses system calls made from guest code). Use\n"
+		"                       it for trusted images such as guestos, for CI and on\n"
+		"                       machines without KVM.\n"
 		"      --numa guest=ID,size=SIZE,host=NODE[,policy=P][,hosts=LIST]\n"
 		"                       a guest NUMA node backed by host node NODE; repeat\n"
 		"                       for each guest node, sizes adding up to --mem.\n"
@@ -294,6 +305,7 @@ int run_opts_parse(int argc, char **argv, struct run_opts *o, struct s2_err *e)
 		{ "pool", required_argument, NULL, 'P' },
 		{ "churn", required_argument, NULL, 'C' },
 		{ "migrate-writable", required_argument, NULL, 'W' },
+		{ "accel", required_argument, NULL, 'A' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -391,6 +403,17 @@ int run_opts_parse(int argc, char **argv, struct run_opts *o, struct s2_err *e)
 						  optarg);
 			break;
 		}
+		case 'A':
+			if (!strcmp(optarg, "kvm"))
+				o->accel = ACCEL_KVM;
+			else if (!strcmp(optarg, "proc"))
+				o->accel = ACCEL_PROC;
+			else if (!strcmp(optarg, "auto"))
+				o->accel = ACCEL_AUTO;
+			else
+				return s2_err_set(e, -EINVAL, "--accel %s: expected kvm, proc or auto",
+						  optarg);
+			break;
 		case 'W':
 			if (!strcmp(optarg, "eager"))
 				o->lazy_writable = false;

@@ -8,6 +8,7 @@
 #include <stdio.h>
 
 #include "mm/mm.h"
+#include "vmm/accel.h"
 #include "vmm/err.h"
 
 /*
@@ -45,6 +46,7 @@ struct run_opts {
 	unsigned churn_ms; /* --churn MS[,SIZE]: 0 = off */
 	uint64_t churn_bytes; /* 0 = 1% of --mem, at least 2 MiB */
 	bool lazy_writable; /* --migrate-writable=lazy */
+	enum accel_kind accel; /* --accel, default ACCEL_AUTO */
 };
 
 #define RUN_OPTS_DEFAULT_MEM (128ull << 20)

@@ -107,6 +107,7 @@ static json_object *stats_json(struct vm *vm)
 		ADD("alias_mmap_calls", ms->alias_mmap);
 		ADD("write_fault_waits", ms->fault_waits);
 		ADD("write_fault_stall_ns", ms->stall_ns);
+		ADD("write_fault_gpa_known", ms->fault_gpa_known);
 		ADD("lazy_fixup_pages", ms->lazy_fixups);
 		ADD("deferred_frames", mm->deferred.frames);
 		ADD("deferred_frames_max", mm->deferred.frames_max);
@@ -121,6 +122,7 @@ static json_object *stats_json(struct vm *vm)
 		json_object_object_add(o, "migration", mj);
 	}
 
+	json_object_object_add(g, "accel", json_object_new_string(vm->accel->name));
 	json_object_object_add(g, "mem_bytes", json_object_new_uint64(vm->mem_size));
 	json_object_object_add(g, "resident_bytes", json_object_new_uint64(resident));
 	json_object_object_add(g, "vcpus", json_object_new_int((int)vm->nr_vcpus));
@@ -207,8 +209,8 @@ void vm_stats_print(struct vm *vm, enum run_stats_mode mode, FILE *f)
 			mm->deferred.frames_max, ms->forced_flushes, ms->aborted_pages,
 			mm->cfg.mig.lazy_writable ? "lazy" : "eager");
 	}
-	fprintf(f, "  vCPUs              %u, %" PRIu64 " exits, %" PRIu64 " hypercalls\n",
-		vm->nr_vcpus, json_object_get_uint64(json_object_object_get(g, "exits")),
+	fprintf(f, "  vCPUs              %u (accel %s), %" PRIu64 " exits, %" PRIu64 " hypercalls\n",
+		vm->nr_vcpus, vm->accel->name, json_object_get_uint64(json_object_object_get(g, "exits")),
 		json_object_get_uint64(json_object_object_get(g, "hypercalls")));
 	fprintf(f, "  VMM RSS            %s anon + %s file (peak %s incl. touched guest RAM)\n",
 		s2_size_format(json_object_get_uint64(json_object_object_get(v, "rss_anon_bytes")), a, sizeof(a)),

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* One KVM virtual machine: guest RAM, vCPU threads, hypercalls, lifecycle. */
+/* One virtual machine: guest RAM, vCPU threads, device windows, lifecycle. Execution is
+ * behind the accelerator interface (vmm/accel.h); nothing here is KVM-specific. */
 #ifndef S2VM_VM_H
 #define S2VM_VM_H
 
@@ -8,9 +9,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include <linux/kvm.h>
-
 #include "mm/mm.h"
+#include "vmm/accel.h"
 #include "vmm/err.h"
 
 #include "s2vm/types.h"
@@ -20,11 +20,12 @@ struct vm;
 struct vcpu {
 	struct vm *vm;
 	unsigned id;
-	int fd;
-	struct kvm_run *run; /* mmap of the vCPU fd, vm->run_size bytes */
+	void *accel_data; /* the accelerator's per-vCPU state */
+	struct accel_exit exit; /* the last exit; input for the next run (MMIO reads) */
 	pthread_t thread;
 	bool started;
-	uint64_t exits; /* VM exits handled, for stats */
+	atomic_bool exited; /* its thread has left the run loop */
+	uint64_t exits; /* exits handled, for stats */
 	uint64_t hypercalls;
 };
 
@@ -32,6 +33,8 @@ struct vm_config {
 	struct mm_config mem; /* guest RAM size, NUMA layout, pool caps */
 	unsigned nr_vcpus;
 	const char *guest_args; /* copied by vm_create */
+	const struct accel_ops *accel;
+	int accel_fd; /* the opened KVM device for kvm (ownership passes), -1 otherwise */
 };
 
 enum vm_stop_reason {
@@ -42,13 +45,32 @@ enum vm_stop_reason {
 	VM_STOP_ERROR, /* a VMM-side failure while running */
 };
 
+/* A device's MMIO window, registered with vm_mmio_register(). */
+struct vm_mmio_ops {
+	/* Serve a @len-byte access at @off into the window; a read stores into *@data.
+	 * Returns 0, or -errno to crash the guest (the access cannot be served). */
+	int (*access)(void *ctx, uint64_t off, unsigned len, bool write, uint64_t *data);
+};
+
+#define VM_MAX_MMIO 32
+
+struct vm_mmio {
+	gpa_t gpa; /* [gpa, gpa + len) inside the device window */
+	uint64_t len;
+	const struct vm_mmio_ops *ops;
+	void *ctx;
+};
+
 struct vm {
-	int kvm_fd, vm_fd;
+	const struct accel_ops *accel;
+	void *accel_data; /* the accelerator's VM-wide state */
+	unsigned max_vcpus; /* set by the accelerator */
 	struct mm mm; /* pools, frame table, stage-2 map, the alias */
 	bool mm_created;
-	unsigned char *ram; /* the alias of guest RAM (mm.alias): GPA g at ram + g */
 	uint64_t mem_size;
-	size_t run_size;
+	gpa_t mmio_base; /* device window [mmio_base, mmio_base + S2_MMIO_SIZE), after RAM */
+	unsigned nr_mmio;
+	struct vm_mmio mmio[VM_MAX_MMIO];
 	unsigned nr_vcpus;
 	struct vcpu *vcpus;
 	char *guest_args;
@@ -65,17 +87,11 @@ struct vm {
 };
 
 /*
- * Open and check the KVM device: the path is $S2VM_KVM_DEVICE or /dev/kvm.
- * Returns an fd or -errno with @e saying why KVM cannot be used.
+ * Create a VM with @cfg->accel: guest RAM, boot tables and vCPUs. Returns 0 or -errno
+ * with @e set; on failure everything created so far is released by vm_destroy(), which
+ * the caller must still call.
  */
-int vm_kvm_open(struct s2_err *e) __attribute__((warn_unused_result));
-
-/*
- * Create a VM on @kvm_fd (ownership passes to @vm even on failure): guest RAM, memslot,
- * boot tables and vCPUs. Returns 0 or -errno with @e set; on failure everything created
- * so far is released by vm_destroy(), which the caller must still call.
- */
-int vm_create(struct vm *vm, int kvm_fd, const struct vm_config *cfg, struct s2_err *e)
+int vm_create(struct vm *vm, const struct vm_config *cfg, struct s2_err *e)
 	__attribute__((warn_unused_result));
 
 struct elf_image;
@@ -83,10 +99,22 @@ struct elf_image;
 /*
  * Load the parsed ELF kernel @img (file contents @buf) into guest RAM, write the boot
  * info and set every vCPU's start state. Returns 0, or -E2BIG/-EINVAL if the image or
- * its stacks do not fit in guest RAM, or -errno from KVM, with @e set.
+ * its stacks do not fit in guest RAM, -ENOEXEC if the accelerator cannot start this
+ * image, or -errno from the accelerator, with @e set.
  */
 int vm_load_kernel(struct vm *vm, const struct elf_image *img, const void *buf,
 		   struct s2_err *e) __attribute__((warn_unused_result));
+
+/*
+ * Register a device's MMIO window [@gpa, @gpa + @len) inside the device window. Call
+ * before vm_run(). Returns 0, -EINVAL (outside the window or overlapping another) or
+ * -ENOSPC.
+ */
+int vm_mmio_register(struct vm *vm, gpa_t gpa, uint64_t len, const struct vm_mmio_ops *ops,
+		     void *ctx) __attribute__((warn_unused_result));
+
+/* Serve an MMIO access from a vCPU. Returns 0, or -ENODEV when no device is there. */
+int vm_mmio_access(struct vm *vm, gpa_t gpa, unsigned len, bool write, uint64_t *data);
 
 /*
  * Start all vCPU threads and wait until the guest exits, crashes or a SIGINT/SIGTERM
@@ -100,12 +128,5 @@ void vm_stop(struct vm *vm, enum vm_stop_reason reason, int code);
 
 /* Release everything vm_create() made. Safe on a partially created or zeroed VM. */
 void vm_destroy(struct vm *vm);
-
-/*
- * The one checked path from a guest address to a host pointer: returns the host address
- * of [@gpa, @gpa + @len) if that range lies inside guest RAM, else NULL.
- */
-void *vm_gpa_to_hva(struct vm *vm, gpa_t gpa, uint64_t len);
-
 
 #endif

@@ -24,16 +24,18 @@ static void gdt_tss(unsigned char *ram, uint64_t gpa, uint64_t base, uint32_t li
 	put64(ram, gpa + 8, base >> 32);
 }
 
-int x86_boot_write_tables(void *ram_, uint64_t mem_size, unsigned nr_cpus)
+int x86_boot_write_tables(void *ram_, uint64_t mem_size, uint64_t mmio_size, unsigned nr_cpus)
 {
 	unsigned char *ram = ram_;
-	uint64_t ngib = (mem_size + GIB - 1) / GIB;
+	uint64_t map_size = mem_size + mmio_size;
+	uint64_t ngib = (map_size + GIB - 1) / GIB;
 	/* Accessed and Dirty are preset: a host walking these tables (shadow paging, the
 	 * instruction emulator) then never writes them, so they stay correct even while
 	 * their page is write-protected for a migration. */
 	const uint64_t flags = X86_PTE_P | X86_PTE_RW | X86_PTE_US | X86_PTE_A;
 
-	if (mem_size == 0 || mem_size % MIB2 || ngib > S2_PD_MAX || nr_cpus == 0 ||
+	if (mem_size == 0 || mem_size % MIB2 || mmio_size % MIB2 || map_size < mem_size ||
+	    ngib > S2_PD_MAX || nr_cpus == 0 ||
 	    nr_cpus > S2_MAX_VCPUS || mem_size < S2_IMAGE_MIN_GPA)
 		return -EINVAL;
 
@@ -46,7 +48,7 @@ int x86_boot_write_tables(void *ram_, uint64_t mem_size, unsigned nr_cpus)
 		for (uint64_t j = 0; j < 512; j++) {
 			uint64_t pa = g * GIB + j * MIB2;
 
-			if (pa >= mem_size)
+			if (pa >= map_size)
 				break;
 			put64(ram, pd + j * 8, pa | flags | X86_PTE_D | X86_PTE_PS);
 		}

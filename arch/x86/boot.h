@@ -34,12 +34,14 @@
 #define X86_EFER_LMA (1ull << 10)
 
 /*
- * Write the guest's page tables (all of [0, @mem_size) mapped 1:1 with 2 MiB pages,
- * user-accessible, writable), the GDT and one TSS per vCPU into @ram.
- * @mem_size must be a multiple of 2 MiB and at most S2_PD_MAX GiB; @nr_cpus at most
- * S2_MAX_VCPUS. Returns 0 or -EINVAL.
+ * Write the guest's page tables (RAM [0, @mem_size) and the device window
+ * [@mem_size, @mem_size + @mmio_size) after it, mapped 1:1 with 2 MiB pages,
+ * user-accessible, writable), the GDT and one TSS per vCPU into @low, the first 1 MiB of
+ * guest-physical memory (every structure lives there). @mem_size and @mmio_size must be
+ * multiples of 2 MiB, together at most S2_PD_MAX GiB; @nr_cpus at most S2_MAX_VCPUS.
+ * Returns 0 or -EINVAL.
  */
-int x86_boot_write_tables(void *ram, uint64_t mem_size, unsigned nr_cpus)
+int x86_boot_write_tables(void *low, uint64_t mem_size, uint64_t mmio_size, unsigned nr_cpus)
 	__attribute__((warn_unused_result));
 
 /* Fill @s (as read by KVM_GET_SREGS) for vCPU @cpu to start in 64-bit ring 0. */

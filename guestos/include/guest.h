@@ -32,6 +32,22 @@ int g_report(const char *name, double value, const char *unit);
 /* Host node whose pool backs @gpa, or -errno. */
 int64_t g_gpa_node(uint64_t gpa);
 
+/*
+ * Device (MMIO) register accessors for the window [g_boot->mmio_base, + mmio_size).
+ * Device registers must only be touched through these: their instruction encodings are
+ * fixed (lib/mmio.S) because --accel proc traps each access and decodes exactly these
+ * bytes; any other instruction touching the window stops the VM. One access per call, of
+ * the width in the name, at guest address @addr.
+ */
+uint8_t mmio_read8(uint64_t addr); /* 0f b6 07    movzbl (%rdi), %eax */
+uint16_t mmio_read16(uint64_t addr); /* 0f b7 07    movzwl (%rdi), %eax */
+uint32_t mmio_read32(uint64_t addr); /* 8b 07       movl (%rdi), %eax */
+uint64_t mmio_read64(uint64_t addr); /* 48 8b 07    movq (%rdi), %rax */
+void mmio_write8(uint64_t addr, uint8_t v); /* 40 88 37    movb %sil, (%rdi) */
+void mmio_write16(uint64_t addr, uint16_t v); /* 66 89 37    movw %si, (%rdi) */
+void mmio_write32(uint64_t addr, uint32_t v); /* 89 37       movl %esi, (%rdi) */
+void mmio_write64(uint64_t addr, uint64_t v); /* 48 89 37    movq %rsi, (%rdi) */
+
 int g_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int g_vsnprintf(char *buf, size_t n, const char *fmt, va_list ap);
 int g_snprintf(char *buf, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

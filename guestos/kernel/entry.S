@@ -21,7 +21,13 @@ _start:
 	pushq	%rax
 	iretq
 
-user_start:				/* ring 3 from here on; rdi and rsi are preserved */
+/*
+ * Ring 3 from here on; rdi and rsi are preserved. Also the entry of --accel proc, which
+ * skips ring 0 and starts every vCPU here (named by the s2vm note below) with rdi, rsi
+ * as above and rsp = rdx = the user stack top.
+ */
+	.globl	user_start
+user_start:
 	xorl	%ebp, %ebp
 	andq	$-16, %rsp
 	call	rt_start
@@ -94,6 +100,20 @@ isr_common:				/* vector, error, rip, cs, rflags, rsp, ss */
 	outl	%eax, %dx
 2:	hlt
 	jmp	2b
+
+/*
+ * The ELF note naming the ring-3 entry (include/s2vm/bootinfo.h): name S2_NOTE_NAME,
+ * type S2_NOTE_USER_ENTRY, an 8-byte GPA. guest.ld keeps it in a PT_NOTE segment.
+ */
+	.section .note.s2vm, "a", @note
+	.balign 4
+	.long	2f - 1f			/* namesz: "s2vm" and its NUL */
+	.long	4f - 3f			/* descsz */
+	.long	1			/* S2_NOTE_USER_ENTRY */
+1:	.asciz	"s2vm"			/* S2_NOTE_NAME */
+2:	.balign 4
+3:	.quad	user_start
+4:	.balign 4
 
 	.section .rodata
 	.balign 8

@@ -1,7 +1,23 @@
 // SPDX-License-Identifier: MIT
 /*
- * crash.elf mode=ud|pf|triple|badio|deniedio|spin|N — misbehaves on purpose so the tests can
- * check how s2vm reports guest crashes.
+ * crash.elf mode=MODE — misbehaves on purpose so the tests can check how s2vm reports
+ * guest crashes. Every mode first prints "crash: mode=MODE"; one that comes back (the
+ * mmio modes, when the VMM serves the access) prints "crash: still running after
+ * mode=MODE" and exits 0.
+ *
+ *	ud		#UD (ud2)
+ *	pf		read unmapped memory (512 GiB)
+ *	triple		#UD with an unusable ring-0 stack: triple fault
+ *	badio		port write the VMM does not handle
+ *	deniedio	port write ring 3 may not do: #GP
+ *	spin		loop forever in ring 3 (signal tests)
+ *	syscall		the syscall instruction (getpid, were it run on the host)
+ *	jump		call unmapped memory (512 GiB)
+ *	hlt		privileged instruction in ring 3: #GP
+ *	mmio		mmio_write32(mmio_base + 0x10, 0x1234)
+ *	mmio-read	mmio_read32(mmio_base + 0x10), then print "crash: mmio_read32 = VALUE"
+ *	mmio-bad	touch the device window with an instruction that is not an accessor
+ *	N		exit with code N
  */
 #include "guest.h"
 
@@ -36,6 +52,24 @@ int main(int argc, char **argv)
 		/* run in ring 3 until the VMM is told to stop (signal tests) */
 		for (volatile uint64_t i = 0;; i++)
 			;
+	} else if (!strcmp(mode, "syscall")) {
+		/* rax 39: getpid on a Linux host; never a guest service */
+		__asm__ volatile("movl $39, %%eax\n\tsyscall" ::: "rax", "rcx", "r11", "memory");
+	} else if (!strcmp(mode, "jump")) {
+		void (*volatile fn)(void) = (void (*)(void))0x8000000000ull;
+
+		fn();
+	} else if (!strcmp(mode, "hlt")) {
+		__asm__ volatile("hlt");
+	} else if (!strcmp(mode, "mmio")) {
+		mmio_write32(g_boot->mmio_base + 0x10, 0x1234);
+	} else if (!strcmp(mode, "mmio-read")) {
+		uint32_t v = mmio_read32(g_boot->mmio_base + 0x10);
+
+		g_printf("crash: mmio_read32 = %#x\n", v);
+	} else if (!strcmp(mode, "mmio-bad")) {
+		/* a read-modify-write no accessor encodes: the VMM must refuse it */
+		__asm__ volatile("addl $1, (%0)" ::"r"(g_boot->mmio_base + 0x20) : "memory");
 	} else if (!g_parse_u64(mode, &code)) {
 		return (int)code;
 	}

@@ -4,14 +4,23 @@
  * agree on. All addresses are guest-physical; guestos maps all RAM 1:1 with 2 MiB pages.
  *
  *	[0x001000, 0x002000)  GDT (null, kcode, kdata, udata, ucode, one TSS per vCPU)
- *	[0x004000, 0x005000)  struct s2_bootinfo
  *	[0x010000, 0x018000)  TSS array, S2_TSS_SIZE bytes per vCPU (with I/O bitmap)
+ *	[0x030000, 0x031000)  struct s2_bootinfo (above vm.mmap_min_addr: under --accel proc
+ *	                      guest RAM sits at host address == GPA and the host cannot map
+ *	                      the lowest pages; ring-3 guest code never touches [0, 0x10000))
  *	[0x040000, 0x080000)  per-vCPU kernel stacks, S2_KSTACK_SIZE each (also TSS.RSP0)
  *	[0x080000, 0x081000)  PML4
  *	[0x081000, 0x082000)  PDPT
  *	[0x082000, 0x100000)  page directories, one per GiB of RAM
  *	[0x100000, ...)       the kernel image (ELF PT_LOAD segments)
  *	[free_start, ...)     per-vCPU user stacks, then the heap up to mem_size
+ *	[mem_size, +2 MiB)    the device (MMIO) window: not RAM; mapped in the guest's page
+ *	                      tables, reached only through guestos's mmio_* accessors
+ *
+ * guestos images carry an ELF note (name S2_NOTE_NAME, type S2_NOTE_USER_ENTRY, an
+ * 8-byte GPA) naming their ring-3 entry: where --accel proc starts each vCPU, with
+ * rdi = boot info GPA, rsi = cpu index, rsp = rdx = top of its user stack — the state
+ * the ring-0 entry hands to ring 3 under KVM.
  */
 #ifndef S2VM_BOOTINFO_H
 #define S2VM_BOOTINFO_H
@@ -21,7 +30,7 @@
 #define S2_GDT_GPA 0x1000ull
 #define S2_TSS_GPA 0x10000ull
 #define S2_TSS_SIZE 512ull /* 104-byte TSS + I/O bitmap for ports [0, 0x518) + 0xff */
-#define S2_BOOTINFO_GPA 0x4000ull
+#define S2_BOOTINFO_GPA 0x30000ull
 #define S2_KSTACK_GPA 0x40000ull
 #define S2_KSTACK_SIZE 0x1000ull
 #define S2_PML4_GPA 0x80000ull
@@ -31,6 +40,10 @@
 #define S2_IMAGE_MIN_GPA 0x100000ull
 #define S2_USTACK_SIZE 0x10000ull
 #define S2_MAX_VCPUS 64u
+#define S2_MMIO_SIZE (2ull << 20) /* device window right after RAM */
+
+#define S2_NOTE_NAME "s2vm"
+#define S2_NOTE_USER_ENTRY 1 /* desc: uint64_t ring-3 entry GPA */
 
 /* GDT selectors */
 #define S2_SEL_KCODE 0x08
@@ -55,7 +68,7 @@ struct s2_boot_node {
 
 struct s2_bootinfo {
 	uint64_t magic;
-	uint32_t version; /* 2 */
+	uint32_t version; /* 3 */
 	uint32_t nr_cpus;
 	uint64_t mem_size; /* bytes of guest RAM at GPA 0 */
 	uint64_t free_start; /* first byte after the image, 64 KiB aligned */
@@ -63,6 +76,8 @@ struct s2_bootinfo {
 	uint32_t nr_nodes;
 	uint32_t pad;
 	struct s2_boot_node nodes[S2_MAX_GUEST_NODES];
+	uint64_t mmio_base; /* device window [mmio_base, mmio_base + mmio_size) (v3) */
+	uint64_t mmio_size;
 };
 
 #endif

@@ -40,6 +40,8 @@ enum s2_hc_nr {
 	S2_HC_GPA_NODE = 8,
 	/* args: [0] gpa, [1] len, [2] host node. ret: bytes migrated, or -errno. */
 	S2_HC_MIGRATE = 9,
+	/* no args, ret 0: the round-trip cost of a hypercall (benchmarks). */
+	S2_HC_NOP = 10,
 };
 
 #define S2_HC_CONSOLE_MAX 65536u

@@ -37,10 +37,10 @@ static void check_mem(uint64_t mem)
 {
 	unsigned char *ram = calloc(1, 1 << 20); /* the tables live below 1 MiB */
 
-	CU_ASSERT_EQUAL_FATAL(x86_boot_write_tables(ram, mem, 2), 0);
-	for (uint64_t va = 0; va < mem; va += 2 << 20)
+	CU_ASSERT_EQUAL_FATAL(x86_boot_write_tables(ram, mem, S2_MMIO_SIZE, 2), 0);
+	for (uint64_t va = 0; va < mem + S2_MMIO_SIZE; va += 2 << 20)
 		CU_ASSERT_EQUAL(walk(ram, va + 0x1234), va + 0x1234);
-	CU_ASSERT_EQUAL(walk(ram, mem), ~0ull); /* first byte past RAM */
+	CU_ASSERT_EQUAL(walk(ram, mem + S2_MMIO_SIZE), ~0ull); /* past the device window */
 	CU_ASSERT_EQUAL(walk(ram, 512ull << 30), ~0ull);
 	free(ram);
 }
@@ -58,11 +58,13 @@ static void test_bad_sizes(void)
 {
 	unsigned char *ram = calloc(1, 1 << 20);
 
-	CU_ASSERT_EQUAL(x86_boot_write_tables(ram, 0, 1), -EINVAL);
-	CU_ASSERT_EQUAL(x86_boot_write_tables(ram, 3 << 20, 1), -EINVAL);
-	CU_ASSERT_EQUAL(x86_boot_write_tables(ram, (S2_PD_MAX + 1) << 30, 1), -EINVAL);
-	CU_ASSERT_EQUAL(x86_boot_write_tables(ram, 4 << 20, 0), -EINVAL);
-	CU_ASSERT_EQUAL(x86_boot_write_tables(ram, 4 << 20, S2_MAX_VCPUS + 1), -EINVAL);
+	CU_ASSERT_EQUAL(x86_boot_write_tables(ram, 0, 0, 1), -EINVAL);
+	CU_ASSERT_EQUAL(x86_boot_write_tables(ram, 3 << 20, 0, 1), -EINVAL);
+	CU_ASSERT_EQUAL(x86_boot_write_tables(ram, (S2_PD_MAX + 1) << 30, 0, 1), -EINVAL);
+	CU_ASSERT_EQUAL(x86_boot_write_tables(ram, 4 << 20, 0, 0), -EINVAL);
+	CU_ASSERT_EQUAL(x86_boot_write_tables(ram, 4 << 20, 4096, 1), -EINVAL);
+	CU_ASSERT_EQUAL(x86_boot_write_tables(ram, S2_PD_MAX << 30, S2_MMIO_SIZE, 1), -EINVAL);
+	CU_ASSERT_EQUAL(x86_boot_write_tables(ram, 4 << 20, 0, S2_MAX_VCPUS + 1), -EINVAL);
 	free(ram);
 }
 
@@ -71,7 +73,7 @@ static void test_gdt_tss(void)
 	unsigned char *ram = calloc(1, 1 << 20);
 	unsigned n = 3;
 
-	CU_ASSERT_EQUAL_FATAL(x86_boot_write_tables(ram, 4 << 20, n), 0);
+	CU_ASSERT_EQUAL_FATAL(x86_boot_write_tables(ram, 4 << 20, S2_MMIO_SIZE, n), 0);
 	/* user code: present, DPL 3, code, long mode */
 	uint64_t ucode = rd64(ram, S2_GDT_GPA + (S2_SEL_UCODE & ~3));
 	CU_ASSERT((ucode >> 47) & 1);
