@@ -66,7 +66,7 @@ struct accel_exit {
 		} exc;
 		struct {
 			uint64_t nr; /* host system call number */
-			uint64_t rip; /* address after the syscall instruction */
+			uint64_t rip; /* address of the system call instruction */
 		} sys;
 	};
 	char why[200]; /* ACCEL_EXIT_CRASH, and extra detail for the others (may be "") */

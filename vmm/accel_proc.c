@@ -220,7 +220,8 @@ __attribute__((no_sanitize_thread)) static void proc_signal(int sig, siginfo_t *
 	};
 	if (sig == SIGSYS && si->si_code == SYS_SECCOMP) {
 		pv->trap.syscall_nr = (uint64_t)si->si_syscall;
-		pv->trap.addr = (uint64_t)(uintptr_t)si->si_call_addr;
+		/* after the instruction; syscall, sysenter and int $0x80 are all 2 bytes */
+		pv->trap.addr = (uint64_t)(uintptr_t)si->si_call_addr - 2;
 	}
 	proc_to_host(pv, uc, 0);
 out:
