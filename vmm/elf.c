@@ -211,15 +211,24 @@ int elf_check_fits(const struct elf_image *img, uint64_t min_gpa, uint64_t mem_s
 	return 0;
 }
 
-void elf_load(const struct elf_image *img, const void *buf, void *ram)
+int elf_load(const struct elf_image *img, const void *buf, elf_write_fn write, void *ctx)
 {
+	static const unsigned char zero[4096];
 	const unsigned char *p = buf;
-	unsigned char *r = ram;
+	int r;
 
 	for (unsigned i = 0; i < img->nr_segs; i++) {
 		const struct elf_segment *s = &img->segs[i];
 
-		memcpy(r + s->gpa, p + s->offset, s->filesz);
-		memset(r + s->gpa + s->filesz, 0, s->memsz - s->filesz);
+		r = write(ctx, s->gpa, p + s->offset, s->filesz);
+		for (uint64_t off = s->filesz; !r && off < s->memsz;) {
+			uint64_t n = s->memsz - off < sizeof(zero) ? s->memsz - off : sizeof(zero);
+
+			r = write(ctx, s->gpa + off, zero, n);
+			off += n;
+		}
+		if (r)
+			return r;
 	}
+	return 0;
 }

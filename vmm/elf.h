@@ -46,7 +46,15 @@ int elf_parse(const void *buf, size_t len, struct elf_image *img, struct s2_err 
 int elf_check_fits(const struct elf_image *img, uint64_t min_gpa, uint64_t mem_size,
 		   struct s2_err *e) __attribute__((warn_unused_result));
 
-/* Copy the segments of a parsed and checked image into @ram (GPA 0 at ram[0]). */
-void elf_load(const struct elf_image *img, const void *buf, void *ram);
+/* Writes @len bytes from @src into guest memory at @gpa. Returns 0 or -errno. */
+typedef int (*elf_write_fn)(void *ctx, uint64_t gpa, const void *src, uint64_t len);
+
+/*
+ * Write the segments of a parsed and checked image into guest memory through @write:
+ * each segment's file bytes, then zeros up to its memory size (RAM may be reused).
+ * Returns 0, or the first error @write returned.
+ */
+int elf_load(const struct elf_image *img, const void *buf, elf_write_fn write, void *ctx)
+	__attribute__((warn_unused_result));
 
 #endif

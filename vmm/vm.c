@@ -132,26 +132,10 @@ static void vm_fill_bootinfo(const struct vm *vm, struct s2_bootinfo *bi, uint64
 		bi->nodes[c * bi->nr_nodes / vm->nr_vcpus].cpu_mask |= 1ull << c;
 }
 
-/* Copy the image's segments into guest RAM through the memory manager (the alias may
- * not map every page under --accel proc). Zero-fill is explicit: RAM may be reused. */
-static int vm_load_segments(struct vm *vm, const struct elf_image *img, const unsigned char *buf)
+/* elf_load()'s writer: through the memory manager (the alias may not map every page). */
+static int vm_write_guest(void *ctx, uint64_t gpa, const void *src, uint64_t len)
 {
-	static const unsigned char zero[4096];
-
-	for (unsigned i = 0; i < img->nr_segs; i++) {
-		const struct elf_segment *s = &img->segs[i];
-
-		if (mm_write_guest(&vm->mm, s->gpa, buf + s->offset, s->filesz))
-			return -EFAULT;
-		for (uint64_t off = s->filesz; off < s->memsz;) {
-			uint64_t n = s->memsz - off < sizeof(zero) ? s->memsz - off : sizeof(zero);
-
-			if (mm_write_guest(&vm->mm, s->gpa + off, zero, n))
-				return -EFAULT;
-			off += n;
-		}
-	}
-	return 0;
+	return mm_write_guest(ctx, gpa, src, len);
 }
 
 int vm_load_kernel(struct vm *vm, const struct elf_image *img, const void *buf,
@@ -172,7 +156,7 @@ int vm_load_kernel(struct vm *vm, const struct elf_image *img, const void *buf,
 				  "--mem %s is too small: the image and %u user stacks need %s",
 				  s2_size_format(vm->mem_size, a, sizeof(a)), vm->nr_vcpus,
 				  s2_size_format(heap_start, b, sizeof(b)));
-	if (vm_load_segments(vm, img, buf))
+	if (elf_load(img, buf, vm_write_guest, &vm->mm))
 		return s2_err_set(e, -EFAULT, "cannot write the kernel into guest RAM");
 
 	/* The boot structures are built in a buffer and written with one call. */

@@ -53,6 +53,18 @@ static void make(struct img *i)
 	memset(i->b + 0x2100, 0x77, 0x100); /* beyond filesz: must not be loaded */
 }
 
+/* elf_load()'s writer for a flat buffer standing in for guest RAM at GPA 0 */
+static int ram_write(void *ctx, uint64_t gpa, const void *src, uint64_t len)
+{
+	memcpy((unsigned char *)ctx + gpa, src, len);
+	return 0;
+}
+
+static int fail_write(void *ctx, uint64_t gpa, const void *src, uint64_t len)
+{
+	return -EFAULT;
+}
+
 static void test_valid(void)
 {
 	struct img i;
@@ -69,7 +81,7 @@ static void test_valid(void)
 	CU_ASSERT_EQUAL(elf_check_fits(&im, 0x100000, 4 << 20, &e), 0);
 
 	memset(ram + 0x101000, 0xee, 0x5000); /* bss must be zeroed */
-	elf_load(&im, i.b, ram);
+	CU_ASSERT_EQUAL(elf_load(&im, i.b, ram_write, ram), 0);
 	CU_ASSERT_EQUAL(ram[0x100000], 0xcc);
 	CU_ASSERT_EQUAL(ram[0x100fff], 0xcc);
 	CU_ASSERT_EQUAL(ram[0x101000], 0x5a);
@@ -77,6 +89,7 @@ static void test_valid(void)
 	CU_ASSERT_EQUAL(ram[0x101100], 0);
 	CU_ASSERT_EQUAL(ram[0x105fff], 0);
 	CU_ASSERT_EQUAL(ram[0x106000], 0);
+	CU_ASSERT_EQUAL(elf_load(&im, i.b, fail_write, NULL), -EFAULT);
 	free(ram);
 }
 

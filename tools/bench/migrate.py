@@ -1,53 +1,97 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
-"""tools/dev bench migrate [--quick] [--json]: what migrating guest memory costs.
+"""tools/dev bench migrate [--quick] [--json] [--accel LIST] [--runs N] [--seconds N]: what migrating guest memory costs.
 
 In one run: the engine cases from bench-migrate (memcpy limit; 2 MiB runs, 4 KiB
 contiguous and scattered pages; a naive per-page baseline; alias calls per page), then a
 ring-3 guest workload (churnload.elf: random read-modify-write over its memory) with and
-without --churn moving 10% of guest memory per second. Runs alternate between the two
-configurations and medians are compared.
+without --churn moving 10% of guest memory per second, under every accelerator this
+machine has (kvm only when /dev/kvm opens O_RDWR; proc always) or those named by --accel.
+Guest runs are interleaved in pairs, base then churn, for each accelerator in turn
+(base, churn, base, churn, ...), so drift hits both configurations alike. For each
+accelerator: median, min-max and interquartile range (IQR) of ops/s with and without
+churn, the ratio of the medians, the p99 latency ratio, and the spread of the per-pair
+ratios (churn_i / base_i); a ratio whose pairs stray more than +-5% from it is flagged
+NOISY (with a single pair it cannot be judged and says so).
 Targets: 2 MiB runs >= 0.7 of memcpy, 4 KiB contiguous >= 0.4, >= 20x the per-page
 baseline on contiguous 4 KiB, guest throughput >= 0.8 of baseline under churn.
+Times are CLOCK_MONOTONIC (the guest's clock hypercall reads the VMM's).
 """
 import argparse
 import json
 import os
-import statistics
-import subprocess
 import sys
 
-TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-BUILD = os.path.join(TOP, "build")
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+import subprocess
+
+import s2bench
+from s2bench import BUILD, now_ns, s2vm_run, summary
+
+TARGET_RATIO = 0.8
+NOISE = 0.05  # flag a ratio whose per-pair ratios stray further than this from it
 
 
-def guest_run(mem_mib, seconds, churn):
-    cmd = [os.path.join(BUILD, "vmm", "s2vm"), "run",
-           os.path.join(BUILD, "guestos", "churnload.elf"), "--mem", f"{mem_mib}M",
-           "--stats=json"]
-    if churn:
-        cmd += ["--churn", churn]
-    cmd += ["--", f"seconds={seconds}"]
-    p = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-    if p.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed ({p.returncode}): {p.stderr}")
-    rep = {}
-    for line in p.stdout.splitlines():
-        if line.startswith("report: "):
-            k, v = line[8:].split("=", 1)
-            rep[k] = float(v.split()[0])
-    stats = json.loads([l for l in p.stdout.splitlines() if l.startswith("{")][-1])
+def guest_run(accel, mem_mib, seconds, churn):
+    extra = ["--churn", churn] if churn else []
+    _, rep, stats = s2vm_run(os.path.join(BUILD, "vmm", "s2vm"),
+                             os.path.join(BUILD, "guestos", "churnload.elf"), accel,
+                             f"{mem_mib}M", [f"seconds={seconds}"], extra)
     return rep, stats
+
+
+def guest_arm(accel, base, churned, moved, mem, secs, churn):
+    """The per-accelerator summary of paired runs @base[i], @churned[i]."""
+    ops = lambda runs: [r["churnload_ops_per_s"] for r in runs]
+    p99 = lambda runs: [r["churnload_p99_ns"] for r in runs]
+    b, c = summary(ops(base)), summary(ops(churned))
+    bp, cp = summary(p99(base)), summary(p99(churned))
+    ratio = c["median"] / b["median"]
+    pairs = [x / y for x, y in zip(ops(churned), ops(base))]
+    dev = max(abs(r / ratio - 1) for r in pairs)
+    g = {
+        "accel": accel,
+        "mem_mib": mem,
+        "seconds": secs,
+        "churn": churn,
+        "churn_mib_per_s": 0.10 * mem,
+        "migrated_mib_median": summary(moved)["median"] / 2**20,
+        "runs": len(base),
+        "baseline_ops_per_s": b["median"],
+        "churn_ops_per_s": c["median"],
+        "baseline_ops_per_s_range": [b["min"], b["max"]],
+        "churn_ops_per_s_range": [c["min"], c["max"]],
+        "baseline_ops_per_s_iqr": [b["q1"], b["q3"]],
+        "churn_ops_per_s_iqr": [c["q1"], c["q3"]],
+        "baseline_p99_ns": bp["median"],
+        "churn_p99_ns": cp["median"],
+        "throughput_ratio": ratio,
+        "throughput_ratio_pairs": pairs,
+        "throughput_ratio_spread": dev,
+        "throughput_ratio_noisy": None if len(pairs) < 2 else dev > NOISE,
+        "target_throughput_ratio": TARGET_RATIO,
+        "p99_latency_ratio": cp["median"] / bp["median"],
+    }
+    return g
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="smaller sizes, fewer runs")
+    ap.add_argument("--quick", action="store_true", help="smaller sizes, fewer and shorter runs")
     ap.add_argument("--json", action="store_true", help="print one JSON object")
+    ap.add_argument("--accel", default="all",
+                    help="comma list of kvm,proc, or all (default: every one present)")
+    ap.add_argument("--runs", type=int, help="guest run pairs per accelerator (default 5; quick 3)")
+    ap.add_argument("--seconds", type=int, help="seconds per guest run (default 3; quick 1)")
     a = ap.parse_args()
 
-    mib, reps, mem, secs = (64, 1, 128, 2) if a.quick else (256, 3, 256, 3)
-    guest_reps = 1 if a.quick else 5
+    mib, reps, mem = (64, 1, 128) if a.quick else (256, 3, 256)
+    guest_reps = a.runs if a.runs is not None else (3 if a.quick else 5)
+    secs = a.seconds if a.seconds is not None else (1 if a.quick else 3)
+    if guest_reps < 1 or secs < 1:
+        raise SystemExit("--runs and --seconds must be >= 1")
+    arms, absent = s2bench.pick_accels(a.accel)
+    t0 = now_ns()
     eng = subprocess.run([os.path.join(BUILD, "tools", "bench", "bench-migrate"), "--mib",
                           str(mib), "--repeat", str(reps), "--json"],
                          capture_output=True, text=True, check=True)
@@ -56,33 +100,18 @@ def main():
     # 10% of guest memory per second, in 2 MiB chunks
     period_ms = max(1, int(2 * 1000 / (0.10 * mem)))
     churn = f"{period_ms},2M"
-    base, churned, moved = [], [], []
+    runs = {x: {"base": [], "churn": [], "moved": []} for x in arms}
     for _ in range(guest_reps):
-        b, _ = guest_run(mem, secs, None)
-        c, st = guest_run(mem, secs, churn)
-        base.append(b)
-        churned.append(c)
-        moved.append(st["migration"]["bytes"])
-    med = lambda runs, k: statistics.median(r[k] for r in runs)
-    g = {
-        "mem_mib": mem,
-        "seconds": secs,
-        "churn": churn,
-        "churn_mib_per_s": 0.10 * mem,
-        "migrated_mib_median": statistics.median(moved) / 2**20,
-        "baseline_ops_per_s": med(base, "churnload_ops_per_s"),
-        "churn_ops_per_s": med(churned, "churnload_ops_per_s"),
-        "baseline_p99_ns": med(base, "churnload_p99_ns"),
-        "churn_p99_ns": med(churned, "churnload_p99_ns"),
-    }
-    g["runs"] = guest_reps
-    g["baseline_ops_per_s_range"] = [min(r["churnload_ops_per_s"] for r in base),
-                                     max(r["churnload_ops_per_s"] for r in base)]
-    g["churn_ops_per_s_range"] = [min(r["churnload_ops_per_s"] for r in churned),
-                                  max(r["churnload_ops_per_s"] for r in churned)]
-    g["throughput_ratio"] = g["churn_ops_per_s"] / g["baseline_ops_per_s"]
-    g["p99_latency_ratio"] = g["churn_p99_ns"] / g["baseline_p99_ns"]
-    res["guest"] = g
+        for x in arms:
+            b, _ = guest_run(x, mem, secs, None)
+            c, st = guest_run(x, mem, secs, churn)
+            runs[x]["base"].append(b)
+            runs[x]["churn"].append(c)
+            runs[x]["moved"].append(st["migration"]["bytes"])
+    res["accels"], res["accels_absent"] = arms, absent
+    res["guest"] = [guest_arm(x, runs[x]["base"], runs[x]["churn"], runs[x]["moved"], mem,
+                              secs, churn) for x in arms]
+    res["bench_wall_s"] = (now_ns() - t0) / 1e9
     if a.json:
         print(json.dumps(res, indent=1))
         return
@@ -91,15 +120,36 @@ def main():
     for c in res["cases"]:
         print(f"{c['name']:14} {c['gibps']:8.3f} {c['ratio_to_memcpy']:8.3f} "
               f"{c['speedup_vs_per_page']:11.1f} {c['alias_calls_per_page']:17.5f}")
-    print(f"guest: churnload.elf, {mem} MiB, {secs} s, --churn {churn} "
-          f"(10% of memory per second; median {g['migrated_mib_median']:.0f} MiB moved per run)")
-    print(f"  throughput  {g['baseline_ops_per_s']/1e6:8.2f} -> {g['churn_ops_per_s']/1e6:8.2f} Mop/s"
-          f"   ratio {g['throughput_ratio']:.2f}   (target >= 0.8; medians of {guest_reps} runs each)")
-    print(f"  run-to-run range: baseline {g['baseline_ops_per_s_range'][0]/1e6:.2f}.."
-          f"{g['baseline_ops_per_s_range'][1]/1e6:.2f}, churn {g['churn_ops_per_s_range'][0]/1e6:.2f}.."
-          f"{g['churn_ops_per_s_range'][1]/1e6:.2f} Mop/s")
-    print(f"  p99 latency {g['baseline_p99_ns']:8.0f} -> {g['churn_p99_ns']:8.0f} ns"
-          f"      ratio {g['p99_latency_ratio']:.2f}")
+    print(f"guest: churnload.elf, {mem} MiB, {secs} s per run, --churn {churn} (10% of memory "
+          f"per second), {guest_reps} interleaved pairs (base, churn) per accelerator")
+    print(f"  accelerators run: {', '.join(arms)}"
+          + "".join(f"; {x} absent ({why})" for x, why in absent.items()))
+    M = 1e6
+    print(f"{'accel':5} {'config':6} {'median':>12} {'min-max':>17} {'IQR':>17} {'p99':>10}"
+          f" {'moved per run':>14}")
+    for g in res["guest"]:
+        x = g["accel"]
+        br, cr = g["baseline_ops_per_s_range"], g["churn_ops_per_s_range"]
+        bi, ci = g["baseline_ops_per_s_iqr"], g["churn_ops_per_s_iqr"]
+        print(f"{x:5} {'base':6} {g['baseline_ops_per_s']/M:6.2f} Mop/s "
+              f"{br[0]/M:6.2f}-{br[1]/M:6.2f} Mop/s {bi[0]/M:6.2f}-{bi[1]/M:6.2f} Mop/s"
+              f" {g['baseline_p99_ns']:7.0f} ns {'-':>14}")
+        print(f"{x:5} {'churn':6} {g['churn_ops_per_s']/M:6.2f} Mop/s "
+              f"{cr[0]/M:6.2f}-{cr[1]/M:6.2f} Mop/s {ci[0]/M:6.2f}-{ci[1]/M:6.2f} Mop/s"
+              f" {g['churn_p99_ns']:7.0f} ns {g['migrated_mib_median']:10.1f} MiB")
+    print(f"{'accel':5} {'throughput ratio':>16} {'target':>8} {'':6}  {'per-pair ratios':>24}"
+          f" {'p99 ratio':>9}")
+    for g in res["guest"]:
+        pr = g["throughput_ratio_pairs"]
+        met = "met" if g["throughput_ratio"] >= TARGET_RATIO else "MISSED"
+        if g["throughput_ratio_noisy"] is None:
+            noise = "spread n/a (1 pair)"
+        else:
+            noise = (f"{min(pr):.2f}-{max(pr):.2f} (+-{g['throughput_ratio_spread']*100:.1f}%"
+                     f"{' > 5%: NOISY' if g['throughput_ratio_noisy'] else ''})")
+        print(f"{g['accel']:5} {g['throughput_ratio']:16.2f} {'>= 0.8':>8} {met:6}  {noise:>24}"
+              f" {g['p99_latency_ratio']:9.2f}")
+    print(f"(whole benchmark: {res['bench_wall_s']:.1f} s)")
 
 
 if __name__ == "__main__":
