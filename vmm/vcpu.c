@@ -148,7 +148,7 @@ static void *vcpu_thread(void *arg)
 	}
 	vm->accel->vcpu_thread_leave(v);
 out:
-	atomic_store(&v->exited, true);
+	vm_vcpu_exited(v);
 	return NULL;
 }
 

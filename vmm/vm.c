@@ -59,6 +59,7 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, struct s2_err *e)
 	pthread_mutex_init(&vm->out_lock, NULL);
 	pthread_mutex_init(&vm->stop_lock, NULL);
 	pthread_cond_init(&vm->stop_cond, NULL);
+	pthread_cond_init(&vm->exited_cond, NULL);
 	vm->mem_size = cfg->mem.mem_size;
 	vm->mmio_base = vm->mem_size;
 	vm->nr_vcpus = cfg->nr_vcpus;
@@ -141,10 +142,12 @@ static int vm_write_guest(void *ctx, uint64_t gpa, const void *src, uint64_t len
 int vm_load_kernel(struct vm *vm, const struct elf_image *img, const void *buf,
 		   struct s2_err *e)
 {
+	struct x86_extent ext[X86_BOOT_EXTENTS + 1];
 	uint64_t free_start, heap_start;
 	unsigned char *low;
+	unsigned n;
 	char a[32], b[32];
-	int r;
+	int r = 0;
 
 	r = elf_check_fits(img, S2_IMAGE_MIN_GPA, vm->mem_size, e);
 	if (r)
@@ -159,7 +162,8 @@ int vm_load_kernel(struct vm *vm, const struct elf_image *img, const void *buf,
 	if (elf_load(img, buf, vm_write_guest, &vm->mm))
 		return s2_err_set(e, -EFAULT, "cannot write the kernel into guest RAM");
 
-	/* The boot structures are built in a buffer and written with one call. */
+	/* The boot structures are built in a buffer laid out as [0, 1 MiB) of guest memory;
+	 * only their extents are written (the rest of guest RAM is already zero). */
 	low = calloc(1, LOW_SIZE);
 	if (!low)
 		return s2_err_set(e, -ENOMEM, "out of memory");
@@ -169,7 +173,12 @@ int vm_load_kernel(struct vm *vm, const struct elf_image *img, const void *buf,
 	}
 	vm_fill_bootinfo(vm, (struct s2_bootinfo *)(low + S2_BOOTINFO_GPA), free_start,
 			 heap_start);
-	r = mm_write_guest(&vm->mm, 0, low, LOW_SIZE);
+	n = x86_boot_extents(vm->mem_size, S2_MMIO_SIZE, vm->nr_vcpus, ext);
+	ext[n++] = (struct x86_extent){ S2_BOOTINFO_GPA,
+					S2_BOOTINFO_GPA + sizeof(struct s2_bootinfo) };
+	for (unsigned i = 0; i < n && !r; i++)
+		r = mm_write_guest(&vm->mm, ext[i].start, low + ext[i].start,
+				   ext[i].end - ext[i].start);
 	free(low);
 	if (r)
 		return s2_err_set(e, r, "cannot write the boot structures into guest RAM");
@@ -216,13 +225,15 @@ int vm_mmio_access(struct vm *vm, gpa_t gpa, unsigned len, bool write, uint64_t 
 	return -ENODEV;
 }
 
-/* Kick every started vCPU that has not left its run loop. Caller holds stop_lock. */
+/* Kick every started vCPU that has not left its run loop, but the calling one (it is
+ * not in the guest). Caller holds stop_lock. */
 static void vm_kick_all(struct vm *vm)
 {
 	for (unsigned i = 0; i < vm->nr_vcpus; i++) {
 		struct vcpu *v = &vm->vcpus[i];
 
-		if (v->started && !atomic_load(&v->exited))
+		if (v->started && !atomic_load(&v->exited) &&
+		    !pthread_equal(v->thread, pthread_self()))
 			vm->accel->vcpu_kick(v);
 	}
 }
@@ -250,11 +261,21 @@ void vm_stop(struct vm *vm, enum vm_stop_reason reason, int code)
 	}
 }
 
-/* After the stop: kick again until every vCPU has left its loop (a kick can land just
- * before a vCPU re-enters the guest), then join. */
+void vm_vcpu_exited(struct vcpu *v)
+{
+	pthread_mutex_lock(&v->vm->stop_lock);
+	atomic_store(&v->exited, true);
+	pthread_cond_broadcast(&v->vm->exited_cond);
+	pthread_mutex_unlock(&v->vm->stop_lock);
+}
+
+/* After the stop: kick again every 5 ms until every vCPU has left its loop (a kick can
+ * land just before a vCPU re-enters the guest), then join. */
 static void vm_join_vcpus(struct vm *vm)
 {
+	pthread_mutex_lock(&vm->stop_lock);
 	for (;;) {
+		struct timespec t;
 		bool all = true;
 
 		for (unsigned i = 0; i < vm->nr_vcpus; i++)
@@ -262,11 +283,16 @@ static void vm_join_vcpus(struct vm *vm)
 				all = false;
 		if (all)
 			break;
-		pthread_mutex_lock(&vm->stop_lock);
-		vm_kick_all(vm);
-		pthread_mutex_unlock(&vm->stop_lock);
-		nanosleep(&(struct timespec){ .tv_nsec = 5 * 1000 * 1000 }, NULL);
+		clock_gettime(CLOCK_REALTIME, &t);
+		t.tv_nsec += 5 * 1000 * 1000;
+		if (t.tv_nsec >= 1000000000L) {
+			t.tv_sec++;
+			t.tv_nsec -= 1000000000L;
+		}
+		if (pthread_cond_timedwait(&vm->exited_cond, &vm->stop_lock, &t) == ETIMEDOUT)
+			vm_kick_all(vm);
 	}
+	pthread_mutex_unlock(&vm->stop_lock);
 	for (unsigned i = 0; i < vm->nr_vcpus; i++) {
 		if (vm->vcpus[i].started) {
 			pthread_join(vm->vcpus[i].thread, NULL);
@@ -345,4 +371,5 @@ void vm_destroy(struct vm *vm)
 	pthread_mutex_destroy(&vm->out_lock);
 	pthread_mutex_destroy(&vm->stop_lock);
 	pthread_cond_destroy(&vm->stop_cond);
+	pthread_cond_destroy(&vm->exited_cond);
 }

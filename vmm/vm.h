@@ -78,6 +78,7 @@ struct vm {
 	pthread_mutex_t out_lock; /* serialises guest console and report output */
 	pthread_mutex_t stop_lock;
 	pthread_cond_t stop_cond; /* parked vCPUs wait here */
+	pthread_cond_t exited_cond; /* a vCPU left its run loop (under stop_lock) */
 	atomic_bool stopping;
 	enum vm_stop_reason stop_reason;
 	int exit_code; /* valid once stopping */
@@ -122,6 +123,9 @@ int vm_mmio_access(struct vm *vm, gpa_t gpa, unsigned len, bool write, uint64_t 
  * Returns the process exit code.
  */
 int vm_run(struct vm *vm, void (*on_usr1)(struct vm *vm, void *arg), void *arg);
+
+/* Called by a vCPU's thread when it leaves its run loop for good. */
+void vm_vcpu_exited(struct vcpu *v);
 
 /* Stop the VM with @reason and @code; the first caller wins. Safe from any thread. */
 void vm_stop(struct vm *vm, enum vm_stop_reason reason, int code);

@@ -82,6 +82,17 @@ int x86_boot_write_tables(void *ram_, uint64_t mem_size, uint64_t mmio_size, uns
 	return 0;
 }
 
+unsigned x86_boot_extents(uint64_t mem_size, uint64_t mmio_size, unsigned nr_cpus,
+			  struct x86_extent out[X86_BOOT_EXTENTS])
+{
+	uint64_t ngib = (mem_size + mmio_size + GIB - 1) / GIB;
+
+	out[0] = (struct x86_extent){ S2_GDT_GPA, S2_GDT_GPA + 0x1000 };
+	out[1] = (struct x86_extent){ S2_TSS_GPA, S2_TSS_GPA + nr_cpus * S2_TSS_SIZE };
+	out[2] = (struct x86_extent){ S2_PML4_GPA, S2_PD_GPA + ngib * 0x1000 };
+	return X86_BOOT_EXTENTS;
+}
+
 static void seg(struct kvm_segment *s, uint16_t sel, uint8_t type, uint8_t l, uint8_t db)
 {
 	memset(s, 0, sizeof(*s));

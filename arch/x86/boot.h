@@ -44,6 +44,21 @@
 int x86_boot_write_tables(void *low, uint64_t mem_size, uint64_t mmio_size, unsigned nr_cpus)
 	__attribute__((warn_unused_result));
 
+/* A byte range [start, end) of guest-physical memory. */
+struct x86_extent {
+	uint64_t start, end;
+};
+
+#define X86_BOOT_EXTENTS 3
+
+/*
+ * The ranges x86_boot_write_tables() writes for this layout (GDT, TSS array, page
+ * tables), so a caller can copy just those into guest RAM. Returns how many (at most
+ * X86_BOOT_EXTENTS).
+ */
+unsigned x86_boot_extents(uint64_t mem_size, uint64_t mmio_size, unsigned nr_cpus,
+			  struct x86_extent out[X86_BOOT_EXTENTS]);
+
 /* Fill @s (as read by KVM_GET_SREGS) for vCPU @cpu to start in 64-bit ring 0. */
 void x86_boot_sregs(struct kvm_sregs *s, unsigned cpu, unsigned nr_cpus);
 

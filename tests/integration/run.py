@@ -4,10 +4,13 @@
 
 Usage: run.py CASE --s2vm PATH --images DIR [--cfg FILE] [--accel proc|kvm]
        run.py --list [--cfg FILE]     one line per meson test: NAME CASE ACCEL|- TIMEOUT
+                                      (.kvm variants only where /dev/kvm is usable)
        run.py --self-test             check the `reports` checker on made-up output
 
 A guest case (the default) runs once per accelerator: the meson test NAME.proc passes
---accel proc, NAME.kvm passes --accel kvm. A case with `guest = no` fails before any
+--accel proc, NAME.kvm passes --accel kvm. NAME.kvm is registered only when /dev/kvm is
+usable at configure time (run `meson setup --reconfigure` after that changes): on a
+machine without KVM every guest case runs under proc and nothing skips for want of KVM. A case with `guest = no` fails before any
 accelerator is used and a case with `accel = auto` lets s2vm choose: both are one meson
 test NAME, run without --accel.
 Exits 0 on pass, 1 on failure, 77 (skip) when the .kvm variant finds no usable /dev/kvm
@@ -262,9 +265,14 @@ def make_image(kind, images, tmp):
 
 
 def list_tests(cfg):
+    have_kvm, why = kvm_usable()
+    if not have_kvm:
+        print(f"run.py: {why}: registering no .kvm variants", file=sys.stderr)
     for name in cfg.sections():
         c = cfg[name]
         for accel in variants(name, c):
+            if accel == "kvm" and not have_kvm:
+                continue
             timeout = float(get(c, "timeout", accel, DEFAULT_TIMEOUT))
             test = f"{name}.{accel}" if accel else name
             print(f"{test} {name} {accel or '-'} {int(timeout) + MESON_MARGIN}")

@@ -123,7 +123,39 @@ static void test_regs(void)
 	CU_ASSERT_EQUAL(s.gdt.limit, S2_SEL_TSS(4) - 1);
 }
 
+/* Every byte the tables write lies in the extents the VMM copies into guest RAM, and the
+ * extents stay inside the boot area, clear of the boot info page. */
+static void test_extents(void)
+{
+	static const uint64_t mems[] = { 4 << 20, 1ull << 30, (5ull << 30) + (2 << 20) };
+	static const unsigned cpus[] = { 1, 7, S2_MAX_VCPUS };
+
+	for (unsigned m = 0; m < 3; m++) {
+		for (unsigned c = 0; c < 3; c++) {
+			unsigned char *ram = malloc(1 << 20);
+			struct x86_extent x[X86_BOOT_EXTENTS];
+			unsigned n = x86_boot_extents(mems[m], S2_MMIO_SIZE, cpus[c], x);
+			uint64_t stray = 0;
+
+			memset(ram, 0xa5, 1 << 20); /* poison: untouched bytes keep it */
+			CU_ASSERT_EQUAL_FATAL(x86_boot_write_tables(ram, mems[m], S2_MMIO_SIZE,
+								     cpus[c]), 0);
+			for (unsigned i = 0; i < n; i++) {
+				CU_ASSERT(x[i].start < x[i].end && x[i].end <= S2_IMAGE_MIN_GPA);
+				CU_ASSERT(x[i].end <= S2_BOOTINFO_GPA ||
+					  x[i].start >= S2_BOOTINFO_GPA + 0x1000);
+				memset(ram + x[i].start, 0xa5, x[i].end - x[i].start);
+			}
+			for (uint64_t b = 0; b < (1 << 20); b++)
+				stray += ram[b] != 0xa5;
+			CU_ASSERT_EQUAL(stray, 0);
+			free(ram);
+		}
+	}
+}
+
 static CU_TestInfo tests[] = {
+	{ "written bytes lie in the boot extents", test_extents },
 	{ "identity map covers exactly RAM", test_identity_map },
 	{ "bad sizes rejected", test_bad_sizes },
 	{ "GDT and TSS with I/O bitmap", test_gdt_tss },
