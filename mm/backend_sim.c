@@ -232,12 +232,12 @@ static void sim_pte_write(void *ctx, gpa_t gpa, unsigned level, uint64_t old, ui
 
 /* The batch claims its changes done: nothing writable that the map no longer allows may
  * remain cached. */
-static void sim_commit(void *ctx, const struct s2_batch *b)
+static int sim_commit(void *ctx, const struct s2_batch *b)
 {
 	struct s2_sim *s = ctx;
 
 	if (!s->map)
-		return;
+		return 0;
 	for (size_t c = 0; c < b->n; c++) {
 		const struct s2_change *ch = &b->v[c];
 
@@ -259,6 +259,7 @@ static void sim_commit(void *ctx, const struct s2_batch *b)
 			}
 		}
 	}
+	return 0;
 }
 
 const struct s2_backend_ops s2_sim_ops = {

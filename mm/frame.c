@@ -51,10 +51,36 @@ static void tails_mark(struct frame_table *t, uint64_t chunk, bool dirty)
 		t->tails_written[chunk / 64] &= ~(1ull << (chunk % 64));
 }
 
-void frame_table_set(struct frame_table *t, gpa_t gpa, uint64_t size, unsigned pool, uint64_t pfn)
+/* Give every record of 2 MiB chunk @chunk its own value if it is a huge frame (head plus
+ * zero tails): the chunk is about to be partly rewritten. */
+static void split_huge(struct frame_table *t, uint64_t chunk)
 {
-	uint64_t i = gpa >> 12, end = (gpa + size) >> 12;
+	struct frame *f = &t->f[chunk * HUGE];
+	struct frame h = *f;
 
+	if (!(h.flags & FRAME_HUGE_HEAD))
+		return;
+	h.flags &= (uint8_t)~FRAME_HUGE_HEAD;
+	for (unsigned k = 0; k < HUGE; k++) {
+		f[k] = h;
+		f[k].pfn = h.pfn + k;
+	}
+	tails_mark(t, chunk, true);
+}
+
+int frame_table_set(struct frame_table *t, gpa_t gpa, uint64_t size, unsigned pool, uint64_t pfn)
+{
+	uint64_t i = gpa >> 12, end = i + (size >> 12);
+
+	if ((gpa | size) & 4095 || i > t->nr || size >> 12 > t->nr - i || pool > UINT8_MAX ||
+	    pfn > UINT32_MAX || size >> 12 > (uint64_t)UINT32_MAX + 1 - pfn)
+		return -ERANGE;
+
+	/* chunks written only in part keep their other records */
+	if (i < end && (i % HUGE || end - i < HUGE))
+		split_huge(t, i / HUGE);
+	if (i < end && end % HUGE)
+		split_huge(t, (end - 1) / HUGE);
 	while (i < end) {
 		struct frame *f = &t->f[i];
 
@@ -78,6 +104,7 @@ void frame_table_set(struct frame_table *t, gpa_t gpa, uint64_t size, unsigned p
 		i++;
 		pfn++;
 	}
+	return 0;
 }
 
 const struct frame *frame_lookup(const struct frame_table *t, gpa_t gpa, uint64_t *pfn)

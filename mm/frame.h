@@ -44,8 +44,11 @@ int frame_table_init(struct frame_table *t, uint64_t mem_size) __attribute__((wa
 void frame_table_destroy(struct frame_table *t);
 
 /* Record that [gpa, gpa + size) is backed by pool @pool from frame @pfn; 2 MiB-aligned
- * 2 MiB pieces get a huge head and identical tails. */
-void frame_table_set(struct frame_table *t, gpa_t gpa, uint64_t size, unsigned pool, uint64_t pfn);
+ * 2 MiB pieces get a huge head and identical tails. Returns 0, or -ERANGE (nothing
+ * written) if the range is not 4 KiB aligned or leaves the table, or the pool or frame
+ * numbers do not fit a record (8-bit pool, 32-bit frame). */
+int frame_table_set(struct frame_table *t, gpa_t gpa, uint64_t size, unsigned pool, uint64_t pfn)
+	__attribute__((warn_unused_result));
 
 /* The record that describes @gpa's frame (the head for a huge tail) and @gpa's frame
  * index in its pool. Returns NULL if @gpa is outside the table or absent. */

@@ -14,10 +14,11 @@ void gen_init(struct gen_tracker *g, uint64_t start)
 int gen_holder_add(struct gen_tracker *g, const char *name)
 {
 	for (int i = 0; i < GEN_MAX_HOLDERS; i++) {
-		if (!g->holders[i].active) {
+		if (!__atomic_load_n(&g->holders[i].active, __ATOMIC_ACQUIRE)) {
 			g->holders[i].name = name;
 			__atomic_store_n(&g->holders[i].done, gen_current(g), __ATOMIC_RELEASE);
-			g->holders[i].active = true;
+			/* active last: a reader that sees it sees done too */
+			__atomic_store_n(&g->holders[i].active, true, __ATOMIC_RELEASE);
 			return i;
 		}
 	}
@@ -26,7 +27,7 @@ int gen_holder_add(struct gen_tracker *g, const char *name)
 
 void gen_holder_remove(struct gen_tracker *g, int h)
 {
-	g->holders[h].active = false;
+	__atomic_store_n(&g->holders[h].active, false, __ATOMIC_RELEASE);
 }
 
 uint64_t gen_advance(struct gen_tracker *g)
@@ -58,7 +59,7 @@ uint64_t gen_min_done(const struct gen_tracker *g)
 	for (int i = 0; i < GEN_MAX_HOLDERS; i++) {
 		uint64_t d;
 
-		if (!g->holders[i].active)
+		if (!__atomic_load_n(&g->holders[i].active, __ATOMIC_ACQUIRE))
 			continue;
 		d = __atomic_load_n(&g->holders[i].done, __ATOMIC_ACQUIRE);
 		if (!gen_reached(d, m))

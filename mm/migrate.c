@@ -25,7 +25,8 @@ static void free_frames(void *ctx, unsigned pool, uint64_t first, uint64_t n)
 	struct mm *mm = ctx;
 
 	pool_free(&mm->pools[pool], first, n);
-	if (mm->cfg.mig.punch_freed && !mm->cfg.be)
+	/* a failed punch only leaves the memory with the pool, to be reused */
+	if (mm->cfg.mig.punch_freed && !mm->cfg.be && !mm_inject_fail(mm, MM_CALL_FALLOCATE))
 		(void)pool_punch(&mm->pools[pool], first, n);
 	if (mm->cfg.on_free)
 		mm->cfg.on_free(mm->cfg.copy_ctx, mm, pool, first, n);
@@ -184,24 +185,198 @@ static void undo_pieces(struct mm *mm, unsigned target, const struct piece *v, s
 	}
 }
 
-/* Move one collected batch. Caller holds mm->lock. On a copy error the batch is put back
- * on its old frames (still mapped there) and made writable again. */
-static int migrate_batch(struct mm *mm, unsigned target, struct piece *v, size_t np)
+/*
+ * From @g, the end of the longest stretch before @end that the last commit's alias
+ * failures (mm->afail) either all cover or all miss; *@failed says which.
+ */
+static gpa_t fail_segment(const struct mm_alias_fail *f, gpa_t g, gpa_t end, bool *failed)
+{
+	gpa_t next = end;
+
+	*failed = f->all;
+	if (f->all)
+		return end;
+	for (size_t k = 0; k < f->n; k++) {
+		const struct mm_span *sp = &f->v[k];
+
+		if (sp->gpa <= g && g < sp->end) {
+			*failed = true;
+			return sp->end < end ? sp->end : end;
+		}
+		if (sp->gpa > g && sp->gpa < next)
+			next = sp->gpa;
+	}
+	return next;
+}
+
+/*
+ * The remap commit failed for the ranges in mm->afail: the alias still shows the old
+ * frames (read-only) or nothing there, and no guest write reached the new frames. Point
+ * the map back at the old frames for exactly those ranges, with their permissions, and
+ * commit. Returns the pages put back, or -errno if the alias refused that too (fatal).
+ */
+static int64_t restore_failed(struct mm *mm, const struct mm_alias_fail *f, const struct piece *v,
+			      size_t np)
+{
+	struct s2_batch *b = &mm->batch;
+	int64_t back = 0;
+
+	for (size_t i = 0; i < np; i++) {
+		gpa_t end = v[i].gpa + v[i].n * PAGE;
+
+		for (gpa_t g = v[i].gpa, e; g < end; g = e) {
+			bool failed;
+			uint64_t off;
+
+			e = fail_segment(f, g, end, &failed);
+			if (!failed)
+				continue;
+			off = (g - v[i].gpa) / PAGE;
+			/* read-only, back at the old frame (identical contents), then the
+			 * permission it had: the same leaves, so no table page is needed */
+			if (s2_protect(&mm->map, g, e - g, v[i].perm & ~S2_PERM_W, b) ||
+			    s2_remap(&mm->map, g, e - g, mm_pa(v[i].sp, v[i].sf + off),
+				     S2_REMAP_SAME_CONTENTS, b) ||
+			    s2_protect(&mm->map, g, e - g, v[i].perm, b))
+				return -ENOMEM;
+			back += (int64_t)((e - g) / PAGE);
+		}
+	}
+	return back;
+}
+
+/*
+ * Finish piece @p after the remap: its stretches the alias took are on the new frames
+ * (record them, queue the old frames behind @gen); the ones in @f it did not take were
+ * put back (free their destination frames). Returns pages moved.
+ */
+static uint64_t settle_piece(struct mm *mm, unsigned target, const struct piece *p, uint64_t gen,
+			     const struct mm_alias_fail *f)
+{
+	gpa_t end = p->gpa + p->n * PAGE;
+	uint64_t moved = 0;
+
+	for (gpa_t g = p->gpa, e; g < end; g = e) {
+		uint64_t off = (g - p->gpa) / PAGE, n;
+		bool failed;
+
+		e = fail_segment(f, g, end, &failed);
+		n = (e - g) / PAGE;
+		if (failed) {
+			pool_free(&mm->pools[target], p->df + off, n);
+			mm->mig.aborted_pages += n;
+			continue;
+		}
+		/* cannot fail: the range is inside RAM and the frame numbers came from a pool */
+		if (frame_table_set(&mm->ft, g, e - g, target, p->df + off))
+			continue;
+		if (defer_push(&mm->deferred, p->sp, p->sf + off, n, gen)) {
+			mm_flush_and_free(mm); /* make room: everything before is freeable */
+			mm->mig.forced_flushes++;
+			if (defer_push(&mm->deferred, p->sp, p->sf + off, n, gen)) {
+				/* the queue cannot grow: free now only if every holder has
+				 * passed @gen, else keep the frames (never reused) */
+				if (gen_reached(gen_min_done(&mm->gens), gen))
+					free_frames(mm, p->sp, p->sf + off, n);
+				else
+					mm->mig.held_frames += n;
+			}
+		}
+		moved += n;
+	}
+	return moved;
+}
+
+/*
+ * The remap commit failed for the ranges in mm->afail: they still show the old frames
+ * (or nothing) and no guest write reached their new frames. Move that list to @failed
+ * (for settle_piece()), put exactly those ranges back on their old frames, and re-apply
+ * every refused run whole (a run can reach past the batch's pieces). Returns 0, or -EIO
+ * after mm_fatal() if the alias refuses the roll-back too.
+ */
+static int put_back_failed(struct mm *mm, unsigned target, const struct piece *v, size_t np,
+			   struct mm_alias_fail *failed, struct mig_result *res)
+{
+	int64_t back;
+	int e;
+
+	mm->mig.alias_failures++;
+	*failed = mm->afail; /* the next commit starts a new list */
+	mm->afail = (struct mm_alias_fail){ 0 };
+	back = restore_failed(mm, failed, v, np);
+	s2_flush_deferred(&mm->map);
+	e = back < 0 ? -ENOMEM : mm_commit_retry(mm, &mm->batch, 0);
+	if (!e)
+		e = mm_alias_resync(mm, failed);
+	if (e) {
+		mm_fatal(mm, "migration to host node %u: putting back a failed remap",
+			 mm->pools[target].node);
+		return -EIO;
+	}
+	res->aborted += (uint64_t)back;
+	return 0;
+}
+
+/* A permission-only commit failed for the runs in mm->afail: the alias kept them
+ * read-only, so make the map say so too (a write fault fixes them later). Returns 0 or
+ * -errno if the alias refused that as well. */
+static int keep_readonly(struct mm *mm)
+{
+	struct mm_alias_fail f = mm->afail;
+	int bad = 0, e;
+
+	mm->afail = (struct mm_alias_fail){ 0 };
+	mm->mig.alias_failures++;
+	for (size_t k = 0; k < f.n && !f.all && !bad; k++)
+		bad = s2_protect(&mm->map, f.v[k].gpa, f.v[k].end - f.v[k].gpa, S2_PERM_R | S2_PERM_X,
+				 &mm->batch);
+	if (f.all)
+		bad = -ENOMEM; /* cannot tell which: give up */
+	e = bad ? bad : mm_commit_retry(mm, &mm->batch, 0);
+	if (e && !mm->afail.err) {
+		mm->afail.err = f.err;
+		mm->afail.call = f.call;
+	}
+	free(f.v);
+	return e;
+}
+
+/*
+ * Move one collected batch; adds what happened to @res. Caller holds mm->lock.
+ * On a copy error or a failed write-protect the whole batch is put back on its old
+ * frames (still mapped there) and made writable again, and the error is returned.
+ * When the alias refuses part of the remap, exactly that part is put back, the rest
+ * stays moved, and the error is returned. If a roll-back itself fails, mm_fatal().
+ */
+static int migrate_batch(struct mm *mm, unsigned target, struct piece *v, size_t np,
+			 struct mig_result *res)
 {
 	const struct mig_policy *pol = &mm->cfg.mig;
 	struct s2_batch *b = &mm->batch;
 	uint64_t mp0 = mm->alias_stats.mprotect_calls, mm0 = mm->alias_stats.mmap_calls;
 	unsigned cflags = pol->defer_invalidation ? S2_COMMIT_DEFER : 0;
-	uint64_t t0, gen;
-	int r = 0;
+	struct mm_alias_fail failed = { 0 }; /* what the alias did not take of the remap */
+	uint64_t t0, gen, moved = 0;
+	int r = 0, e;
 	size_t i;
 
+	if (mm->fatal) { /* nothing may change any more: give the destinations back */
+		for (i = 0; i < np; i++)
+			pool_free(&mm->pools[target], v[i].df, v[i].n);
+		return -EIO;
+	}
 	__atomic_add_fetch(&mm->seq, 1, __ATOMIC_RELEASE);
 	/* 1. write-protect every run at its current frames; this invalidation is required */
 	for (i = 0; i < np && !r; i++)
 		r = s2_protect(&mm->map, v[i].gpa, v[i].n * PAGE, v[i].perm & ~S2_PERM_W, b);
-	s2_batch_commit_flags(&mm->map, b, cflags);
+	e = mm_commit(mm, b, cflags);
 	publish_if_clean(mm);
+	if (e) {
+		/* some runs may still be writable in the alias: copying now could lose
+		 * writes, so nothing of this batch moves */
+		mm->mig.alias_failures++;
+		r = e;
+	}
 	if (r)
 		goto undo;
 
@@ -222,14 +397,16 @@ static int migrate_batch(struct mm *mm, unsigned target, struct piece *v, size_t
 	}
 	if (r) {
 		/* pieces [0, i) moved; [i, np) are still on their old frames */
-		size_t moved = i;
+		size_t done = i;
 
-		undo_pieces(mm, target, v + moved, np - moved, b);
-		if (!moved)
+		undo_pieces(mm, target, v + done, np - done, b);
+		if (!done)
 			goto out_undone;
-		for (i = moved; i < np; i++)
+		for (i = done; i < np; i++) {
 			mm->mig.aborted_pages += v[i].n;
-		np = moved;
+			res->aborted += v[i].n;
+		}
+		np = done;
 		r = 0;
 	}
 	/* 4. writable again now (eager), never in the same write as the address change;
@@ -239,33 +416,51 @@ static int migrate_batch(struct mm *mm, unsigned target, struct piece *v, size_t
 		 * flush it first. Without, both map writes go in one batch, and the kvm
 		 * backend applies them as one mmap per run with the final permissions. */
 		if (pol->defer_invalidation) {
-			s2_batch_commit_flags(&mm->map, b, cflags);
+			e = mm_commit(mm, b, cflags);
 			s2_flush_deferred(&mm->map);
+			if (e && put_back_failed(mm, target, v, np, &failed, res)) {
+				r = -EIO;
+				goto out; /* fatal: frames stay allocated */
+			}
 		}
 		for (i = 0; i < np; i++)
 			if (s2_protect(&mm->map, v[i].gpa, v[i].n * PAGE, v[i].perm, b))
 				r = -ENOMEM; /* cannot happen: same leaves as step 1 */
+		e = mm_commit(mm, b, cflags);
+		if (e && pol->defer_invalidation) {
+			/* only permissions failed: the refused runs stay read-only, in the map
+			 * too, and are made writable on their first write fault */
+			r = e; /* the batch moved; say the alias refused part of it */
+			if (keep_readonly(mm)) {
+				mm_fatal(mm, "migration to host node %u: making pages writable",
+					 mm->pools[target].node);
+				r = -EIO;
+				goto out;
+			}
+			e = 0;
+		}
+	} else {
+		e = mm_commit(mm, b, cflags);
 	}
-	s2_batch_commit_flags(&mm->map, b, cflags);
-	/* no turning back: the guest runs on the new frames */
-	for (i = 0; i < np; i++)
-		frame_table_set(&mm->ft, v[i].gpa, v[i].n * PAGE, target, v[i].df);
-
-	/* 5. old frames wait for every holder to pass this generation */
+	if (e && put_back_failed(mm, target, v, np, &failed, res)) {
+		r = -EIO;
+		goto out; /* fatal: frames stay allocated, nothing a view reaches is freed */
+	}
+	if (failed.err)
+		r = failed.err;
+	/* no turning back: the guest runs on the new frames where the map says so */
 	gen = gen_advance(&mm->gens);
 	publish_if_clean(mm);
-	for (i = 0; i < np; i++) {
-		if (defer_push(&mm->deferred, v[i].sp, v[i].sf, v[i].n, gen)) {
-			mm_flush_and_free(mm); /* make room: everything before is freeable */
-			mm->mig.forced_flushes++;
-			if (defer_push(&mm->deferred, v[i].sp, v[i].sf, v[i].n, gen))
-				free_frames(mm, v[i].sp, v[i].sf, v[i].n); /* flushed above */
-		}
-		mm->mig.pages += v[i].n;
-		mm->mig.bytes += v[i].n * PAGE;
-	}
+	for (i = 0; i < np; i++)
+		moved += settle_piece(mm, target, &v[i], gen, &failed);
+	mm->mig.pages += moved;
+	mm->mig.bytes += moved * PAGE;
 	mm->mig.runs += np;
 	mm->mig.batches++;
+	res->pages += moved;
+	res->runs += np;
+	res->batches++;
+	/* 5. old frames wait for every holder to pass this generation */
 	defer_reap(&mm->deferred, gen_min_done(&mm->gens), free_frames, mm);
 	if (defer_over_cap(&mm->deferred) ||
 	    mm->pools[target].nr_free < mm->cfg.mig.batch_frames) {
@@ -275,11 +470,18 @@ static int migrate_batch(struct mm *mm, unsigned target, struct piece *v, size_t
 	goto out;
 undo:
 	undo_pieces(mm, target, v, np, b);
+	for (i = 0; i < np; i++) {
+		mm->mig.aborted_pages += v[i].n;
+		res->aborted += v[i].n;
+	}
 out_undone:
 	s2_flush_deferred(&mm->map);
-	s2_batch_commit(&mm->map, b);
+	if (mm_commit_retry(mm, b, 0))
+		mm_fatal(mm, "migration to host node %u: making pages writable again",
+			 mm->pools[target].node);
 	publish_if_clean(mm);
 out:
+	free(failed.v);
 	mm->mig.alias_mprotect += mm->alias_stats.mprotect_calls - mp0;
 	mm->mig.alias_mmap += mm->alias_stats.mmap_calls - mm0;
 	__atomic_add_fetch(&mm->seq, 1, __ATOMIC_RELEASE);
@@ -342,7 +544,7 @@ int mm_migrate(struct mm *mm, const struct mig_range *ranges, size_t n, unsigned
 	cur.g = req[0].gpa;
 
 	pthread_mutex_lock(&mm->lock);
-	target = mm_pool_get(mm, node);
+	target = mm->fatal ? -EIO : mm_pool_get(mm, node); /* after mm_fatal(): no changes */
 	pthread_mutex_unlock(&mm->lock);
 	if (target < 0) {
 		r = target;
@@ -352,6 +554,11 @@ int mm_migrate(struct mm *mm, const struct mig_range *ranges, size_t n, unsigned
 		size_t np;
 
 		pthread_mutex_lock(&mm->lock);
+		if (mm->fatal) {
+			pthread_mutex_unlock(&mm->lock);
+			r = -EIO;
+			break;
+		}
 		np = collect(mm, &cur, (unsigned)target, v, max_pieces, mm->cfg.mig.batch_frames,
 			     res, &exhausted);
 		if (exhausted && !np) {
@@ -361,15 +568,8 @@ int mm_migrate(struct mm *mm, const struct mig_range *ranges, size_t n, unsigned
 			np = collect(mm, &cur, (unsigned)target, v, max_pieces,
 				     mm->cfg.mig.batch_frames, res, &exhausted);
 		}
-		if (np) {
-			r = migrate_batch(mm, (unsigned)target, v, np);
-			if (!r) {
-				for (size_t i = 0; i < np; i++)
-					res->pages += v[i].n;
-				res->runs += np;
-				res->batches++;
-			}
-		}
+		if (np)
+			r = migrate_batch(mm, (unsigned)target, v, np, res);
 		if (exhausted) {
 			uint64_t left = 0;
 
@@ -464,11 +664,39 @@ static int make_writable(struct mm *mm, gpa_t gpa, uint64_t len, unsigned perm)
 {
 	uint64_t pages = 0;
 
+	if (mm->fatal) /* nothing may change any more */
+		return -EIO;
 	s2_flush_deferred(&mm->map);
 	if (s2_protect(&mm->map, gpa, len, perm, &mm->batch) == 0)
 		for (size_t i = 0; i < mm->batch.n; i++)
 			pages += mm->batch.v[i].size / PAGE;
-	s2_batch_commit(&mm->map, &mm->batch);
+	if (mm_commit(mm, &mm->batch, 0)) {
+		/* the alias kept some of it read-only: say so in the map too, and let the
+		 * vCPU retry (its write has not happened); give up after 8 in a row */
+		struct mm_alias_fail f = mm->afail;
+		int bad = 0, err = f.err;
+		enum mm_host_call call = f.call;
+
+		mm->afail = (struct mm_alias_fail){ 0 };
+		mm->mig.alias_failures++;
+		if (f.all)
+			bad = s2_protect(&mm->map, gpa, len, perm & ~S2_PERM_W, &mm->batch);
+		for (size_t k = 0; k < f.n && !f.all; k++)
+			bad |= s2_protect(&mm->map, f.v[k].gpa, f.v[k].end - f.v[k].gpa,
+					  perm & ~S2_PERM_W, &mm->batch);
+		free(f.v);
+		if (bad || mm_commit_retry(mm, &mm->batch, 0) || ++mm->wfix_failures > 8) {
+			if (!mm->afail.err) { /* name the first failure in the message */
+				mm->afail.err = err;
+				mm->afail.call = call;
+			}
+			mm_fatal(mm, "making a write-protected guest page writable");
+			return -EIO;
+		}
+		__atomic_add_fetch(&mm->seq, 1, __ATOMIC_RELEASE); /* the faulting vCPU retries */
+		return -EAGAIN;
+	}
+	mm->wfix_failures = 0;
 	if (!pages)
 		return -EFAULT;
 	publish_if_clean(mm);
@@ -484,7 +712,9 @@ int mm_handle_write_fault_locked(struct mm *mm, gpa_t gpa)
 	unsigned lvl;
 	uint64_t lsz;
 
-	if (s2_walk(&mm->map, gpa, &l, &lvl) || (l.perm & S2_PERM_W) || !mm->cfg.mig.lazy_writable)
+	/* read-only outside a batch: the lazy policy, or a run whose permission change the
+	 * alias refused (eager) */
+	if (s2_walk(&mm->map, gpa, &l, &lvl) || (l.perm & S2_PERM_W))
 		return -EFAULT;
 	lsz = s2_level_size(lvl);
 	return make_writable(mm, gpa & ~(lsz - 1), lsz, l.perm | S2_PERM_W);
@@ -500,7 +730,8 @@ int mm_handle_write_fault(struct mm *mm, gpa_t gpa, uint64_t seen_seq)
 		mm->mig.fault_gpa_known++;
 	if (gpa != ~0ull && gpa < mm->cfg.mem_size) {
 		r = mm_handle_write_fault_locked(mm, gpa);
-	} else if (mm_seq(mm) == seen_seq && mm->cfg.mig.lazy_writable) {
+	} else if (mm_seq(mm) == seen_seq &&
+		   (mm->cfg.mig.lazy_writable || mm->mig.alias_failures)) {
 		/* The host did not say which page (no KVM_EXIT_MEMORY_FAULT, as on PVM):
 		 * make every lazily write-protected page writable, in one batch. */
 		r = make_writable(mm, 0, mm->cfg.mem_size, S2_PERM_RWX);

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,37 +32,97 @@ struct run {
 	int prot;
 };
 
+const char *const mm_host_call_names[MM_CALL_NR] = {
+	[MM_CALL_MMAP] = "mmap",
+	[MM_CALL_MPROTECT] = "mprotect",
+	[MM_CALL_FALLOCATE] = "fallocate",
+	[MM_CALL_MEMFD] = "memfd_create",
+};
+
+bool mm_inject_fail(struct mm *mm, enum mm_host_call c)
+{
+	uint32_t rate = mm->cfg.inject.per_million[c];
+	uint64_t x = mm->inject_state;
+
+	if (!rate)
+		return false;
+	x ^= x >> 12; /* xorshift64* */
+	x ^= x << 25;
+	x ^= x >> 27;
+	mm->inject_state = x;
+	if ((x * 0x2545f4914f6cdd1dull >> 32) % 1000000u >= rate)
+		return false;
+	mm->injected[c]++;
+	errno = ENOMEM;
+	return true;
+}
+
+/* Remember that the alias did not take [gpa, gpa + len) (call @c failed with -@err). */
+static void alias_fail_note(struct mm *mm, gpa_t gpa, uint64_t len, enum mm_host_call c, int err)
+{
+	struct mm_alias_fail *f = &mm->afail;
+
+	if (!f->err) {
+		f->err = err;
+		f->call = c;
+	}
+	if (f->all)
+		return;
+	if (f->n == f->cap) {
+		size_t cap = f->cap ? 2 * f->cap : 16;
+		struct mm_span *v = realloc(f->v, cap * sizeof(*v));
+
+		if (!v) {
+			f->all = true;
+			return;
+		}
+		f->v = v;
+		f->cap = cap;
+	}
+	f->v[f->n++] = (struct mm_span){ gpa, gpa + len };
+}
+
 static int run_flush(struct mm *mm, const struct run *r, bool prot_only)
 {
 	void *at = mm_alias_at(mm, r->gpa);
+	enum mm_host_call c = prot_only && r->pool >= 0 ? MM_CALL_MPROTECT : MM_CALL_MMAP;
+	bool failed;
 
 	if (!r->len)
 		return 0;
-	if (r->pool < 0) {
+	if (mm_inject_fail(mm, c)) {
+		failed = true;
+	} else if (r->pool < 0) {
 		mm->alias_stats.mmap_calls++;
-		return mmap(at, r->len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED |
-				   MAP_NORESERVE, -1, 0) == MAP_FAILED ? -errno : 0;
-	}
-	if (prot_only) {
+		failed = mmap(at, r->len, PROT_NONE,
+			      MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1,
+			      0) == MAP_FAILED;
+	} else if (prot_only) {
 		mm->alias_stats.mprotect_calls++;
-		return mprotect(at, r->len, r->prot) ? -errno : 0;
+		failed = mprotect(at, r->len, r->prot) != 0;
+	} else {
+		mm->alias_stats.mmap_calls++;
+		failed = mmap(at, r->len, r->prot, MAP_SHARED | MAP_FIXED, mm->pools[r->pool].fd,
+			      (off_t)r->off) == MAP_FAILED;
 	}
-	mm->alias_stats.mmap_calls++;
-	return mmap(at, r->len, r->prot, MAP_SHARED | MAP_FIXED, mm->pools[r->pool].fd,
-		    (off_t)r->off) == MAP_FAILED ? -errno : 0;
+	if (!failed)
+		return 0;
+	alias_fail_note(mm, r->gpa, r->len, c, -errno);
+	return -errno;
 }
 
-/* Make the alias of [gpa, gpa + size) match the map, one call per maximal run. */
+/* Make the alias of [gpa, gpa + size) match the map, one call per maximal run. A failed
+ * call is recorded (mm->afail) and the next runs are still applied. Returns 0 or the
+ * first -errno. */
 static int alias_sync(struct mm *mm, gpa_t gpa, uint64_t size, bool prot_only)
 {
 	gpa_t end = gpa + size;
 	struct run cur;
-	int r = 0;
+	int r = 0, e;
 
 	if (gpa < mm->cfg.alias_floor) /* never mapped: below vm.mmap_min_addr */
 		gpa = end > mm->cfg.alias_floor ? mm->cfg.alias_floor : end;
 	cur = (struct run){ .gpa = gpa };
-
 	for (gpa_t g = gpa; g < end;) {
 		struct s2_leaf l;
 		struct run nx = { .gpa = g, .pool = -1 };
@@ -78,15 +139,14 @@ static int alias_sync(struct mm *mm, gpa_t gpa, uint64_t size, bool prot_only)
 		    (cur.pool < 0 || cur.off + cur.len == nx.off)) {
 			cur.len += step;
 		} else {
-			if (!r)
-				r = run_flush(mm, &cur, prot_only);
+			e = run_flush(mm, &cur, prot_only);
+			r = r ? r : e;
 			cur = nx;
 		}
 		g += step;
 	}
-	if (!r)
-		r = run_flush(mm, &cur, prot_only);
-	return r;
+	e = run_flush(mm, &cur, prot_only);
+	return r ? r : e;
 }
 
 struct span {
@@ -101,22 +161,18 @@ static int span_cmp(const void *a, const void *b)
 	return x->s < y->s ? -1 : x->s > y->s;
 }
 
-static void kvm_commit(void *ctx, const struct s2_batch *b)
+static int kvm_commit(void *ctx, const struct s2_batch *b)
 {
 	struct mm *mm = ctx;
 	struct span *v;
 	size_t n = 0;
+	int r = 0, e;
 
-	if (b->overflow || !b->n) {
-		if (b->overflow)
-			alias_sync(mm, 0, mm->cfg.mem_size, false);
-		return;
-	}
+	if (b->overflow || !b->n)
+		return b->overflow ? alias_sync(mm, 0, mm->cfg.mem_size, false) : 0;
 	v = malloc(b->n * sizeof(*v));
-	if (!v) {
-		alias_sync(mm, 0, mm->cfg.mem_size, false);
-		return;
-	}
+	if (!v)
+		return alias_sync(mm, 0, mm->cfg.mem_size, false);
 	for (size_t i = 0; i < b->n; i++) {
 		const struct s2_change *c = &b->v[i];
 
@@ -138,9 +194,78 @@ static void kvm_commit(void *ctx, const struct s2_batch *b)
 		}
 		if (u.e > mm->cfg.mem_size)
 			u.e = mm->cfg.mem_size;
-		alias_sync(mm, u.s, u.e - u.s, u.prot_only);
+		e = alias_sync(mm, u.s, u.e - u.s, u.prot_only);
+		r = r ? r : e;
 	}
 	free(v);
+	return r;
+}
+
+int mm_commit(struct mm *mm, struct s2_batch *b, unsigned flags)
+{
+	mm->afail.n = 0;
+	mm->afail.all = false;
+	mm->afail.err = 0;
+	s2_batch_commit_flags(&mm->map, b, flags);
+	return mm->afail.err;
+}
+
+int mm_alias_resync(struct mm *mm, const struct mm_alias_fail *f)
+{
+	mm->afail.n = 0;
+	mm->afail.all = false;
+	mm->afail.err = 0;
+	for (int tries = 0; tries <= MM_COMMIT_RETRIES; tries++) {
+		if (f->all)
+			(void)alias_sync(mm, 0, mm->cfg.mem_size, false);
+		for (size_t k = 0; k < f->n && !f->all; k++)
+			(void)alias_sync(mm, f->v[k].gpa, f->v[k].end - f->v[k].gpa, false);
+		if (!mm->afail.err)
+			return 0;
+		if (tries < MM_COMMIT_RETRIES) {
+			mm->afail.n = 0;
+			mm->afail.all = false;
+			mm->afail.err = 0;
+		}
+	}
+	return mm->afail.err;
+}
+
+int mm_commit_retry(struct mm *mm, struct s2_batch *b, unsigned flags)
+{
+	int r = mm_commit(mm, b, flags);
+
+	for (int tries = 0; r && tries < MM_COMMIT_RETRIES; tries++) {
+		struct mm_alias_fail f = mm->afail;
+
+		mm->afail = (struct mm_alias_fail){ 0 };
+		if (f.all)
+			(void)alias_sync(mm, 0, mm->cfg.mem_size, false);
+		for (size_t k = 0; k < f.n && !f.all; k++)
+			(void)alias_sync(mm, f.v[k].gpa, f.v[k].end - f.v[k].gpa, false);
+		free(f.v);
+		r = mm->afail.err;
+	}
+	return r;
+}
+
+void mm_fatal(struct mm *mm, const char *fmt, ...)
+{
+	char what[120];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof(what), fmt, ap);
+	va_end(ap);
+	if (mm->fatal)
+		return;
+	mm->fatal = true;
+	snprintf(mm->fatal_msg, sizeof(mm->fatal_msg),
+		 "%s: %s on the guest RAM alias failed: %s; the alias and the stage-2 map "
+		 "cannot be made to agree, so the guest must stop",
+		 what, mm_host_call_names[mm->afail.call], strerror(-mm->afail.err));
+	if (mm->cfg.on_fatal)
+		mm->cfg.on_fatal(mm->cfg.fatal_ctx, mm);
 }
 
 /* The alias update is itself KVM's invalidation (MMU notifiers): nothing more to do. */
@@ -160,10 +285,12 @@ static int pool_index(struct mm *mm, unsigned node)
 
 static uint64_t pool_cap(const struct mm_config *c, unsigned node)
 {
+	uint64_t b = pool_node_bytes(node);
+
 	for (unsigned i = 0; i < c->nr_caps; i++)
 		if (c->caps[i].node == node)
 			return c->caps[i].bytes;
-	return pool_node_bytes(node);
+	return b < POOL_MAX_BYTES ? b : POOL_MAX_BYTES; /* a host with > 16 TiB per node */
 }
 
 int mm_pool_get(struct mm *mm, unsigned node)
@@ -175,6 +302,9 @@ int mm_pool_get(struct mm *mm, unsigned node)
 		return i;
 	if (mm->nr_pools == MM_MAX_POOLS)
 		return MM_ERR(mm, -EINVAL, "more than %d host nodes in use", MM_MAX_POOLS);
+	if (mm_inject_fail(mm, MM_CALL_MEMFD))
+		return MM_ERR(mm, -ENOMEM, "host node %u: memfd_create: %s (injected)", node,
+			      strerror(ENOMEM));
 	r = pool_create(&mm->pools[mm->nr_pools], node, pool_cap(&mm->cfg, node), err,
 			sizeof(err));
 	if (r)
@@ -189,6 +319,17 @@ static int validate(struct mm *mm)
 
 	if (!c->mem_size || c->mem_size % MIB2)
 		return MM_ERR(mm, -EINVAL, "guest RAM must be a non-zero multiple of 2 MiB");
+	if (c->mem_size > MM_MAX_MEM)
+		return MM_ERR(mm, -EINVAL, "guest RAM of %llu MiB is more than the %llu MiB s2vm maps",
+			      (unsigned long long)(c->mem_size >> 20),
+			      (unsigned long long)(MM_MAX_MEM >> 20));
+	if (c->nr_caps > MM_MAX_POOLS)
+		return MM_ERR(mm, -EINVAL, "at most %d pool caps", MM_MAX_POOLS);
+	for (unsigned i = 0; i < c->nr_caps; i++)
+		if (c->caps[i].bytes > POOL_MAX_BYTES)
+			return MM_ERR(mm, -EINVAL,
+				      "host node %u: a pool holds at most %llu TiB",
+				      c->caps[i].node, (unsigned long long)(POOL_MAX_BYTES >> 40));
 	if (c->nr_nodes > MM_MAX_NODES)
 		return MM_ERR(mm, -EINVAL, "at most %d guest nodes", MM_MAX_NODES);
 	for (unsigned i = 0; i < c->nr_nodes; i++) {
@@ -205,6 +346,14 @@ static int validate(struct mm *mm)
 			return MM_ERR(mm, -EINVAL, "guest node %u: unknown policy", i);
 		if (n->policy == MM_POLICY_INTERLEAVE && !n->nr_hosts)
 			return MM_ERR(mm, -EINVAL, "guest node %u: interleave needs hosts=LIST", i);
+		if (n->nr_hosts > MM_MAX_POOLS)
+			return MM_ERR(mm, -EINVAL, "guest node %u: more than %d host nodes", i,
+				      MM_MAX_POOLS);
+		if (n->size > c->mem_size - sum) /* checked: the sum never wraps */
+			return MM_ERR(mm, -EINVAL,
+				      "guest node sizes add up to more than --mem (%llu MiB) at guest "
+				      "node %u",
+				      (unsigned long long)(c->mem_size >> 20), i);
 		sum += n->size;
 	}
 	if (c->nr_nodes && sum != c->mem_size)
@@ -234,7 +383,9 @@ static uint64_t place_from(struct mm *mm, unsigned pi, gpa_t gpa, uint64_t size)
 		if (s2_map_range(&mm->map, gpa + done, mm_pa(pi, first), n << POOL_FRAME_SHIFT,
 				 S2_PERM_RWX, S2_MT_NORMAL, &mm->batch))
 			break;
-		frame_table_set(&mm->ft, gpa + done, n << POOL_FRAME_SHIFT, pi, first);
+		/* cannot fail: validate() bounded the layout and pools hold < 2^32 frames */
+		if (frame_table_set(&mm->ft, gpa + done, n << POOL_FRAME_SHIFT, pi, first))
+			break;
 		done += n << POOL_FRAME_SHIFT;
 	}
 	return done;
@@ -304,6 +455,7 @@ int mm_create(struct mm *mm, const struct mm_config *cfg)
 
 	memset(mm, 0, sizeof(*mm));
 	mm->cfg = *cfg;
+	mm->inject_state = cfg->inject.seed * 2 + 1; /* xorshift needs a non-zero state */
 	s2_batch_init(&mm->batch);
 	pthread_mutex_init(&mm->lock, NULL);
 	gen_init(&mm->gens, 1);
@@ -377,7 +529,10 @@ int mm_create(struct mm *mm, const struct mm_config *cfg)
 		if (r)
 			return r;
 	}
-	s2_batch_commit(&mm->map, &mm->batch); /* materialises the alias */
+	r = mm_commit(mm, &mm->batch, 0); /* materialises the alias */
+	if (r)
+		return MM_ERR(mm, r, "cannot map guest RAM into its alias: %s failed: %s",
+			      mm_host_call_names[mm->afail.call], strerror(-r));
 	mm->build_ns = s2_now_ns() - t0;
 	return 0;
 }
@@ -396,6 +551,8 @@ void mm_destroy(struct mm *mm)
 		s2_map_destroy(&mm->map);
 	s2_batch_free(&mm->batch);
 	defer_destroy(&mm->deferred);
+	free(mm->afail.v);
+	mm->afail.v = NULL;
 	pthread_mutex_destroy(&mm->lock);
 }
 

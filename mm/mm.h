@@ -21,6 +21,7 @@
 #define MM_MAX_NODES 8 /* guest nodes */
 #define MM_MAX_POOLS 8 /* host nodes in use */
 #define MM_POOL_SHIFT 40
+#define MM_MAX_MEM (1ull << MM_POOL_SHIFT) /* guest RAM: offsets in a pool fit 40 bits */
 
 enum mm_policy { MM_POLICY_BIND = 0, MM_POLICY_PREFERRED = 1, MM_POLICY_INTERLEAVE = 2 };
 
@@ -42,6 +43,24 @@ struct mm_pool_cap {
 };
 
 struct mm;
+
+/* Host calls the memory manager makes, for fault injection and its counts. */
+enum mm_host_call {
+	MM_CALL_MMAP, /* alias remaps */
+	MM_CALL_MPROTECT, /* alias permission changes */
+	MM_CALL_FALLOCATE, /* punching freed frames out of a pool */
+	MM_CALL_MEMFD, /* creating a pool (memfd_create, ftruncate, mbind) */
+	MM_CALL_NR,
+};
+
+extern const char *const mm_host_call_names[MM_CALL_NR];
+
+/* Fault injection (tests, `S2VM_INJECT`): each host call fails with ENOMEM at a seeded
+ * rate instead of being made. All zero: off. */
+struct mm_inject {
+	uint64_t seed;
+	uint32_t per_million[MM_CALL_NR]; /* failure rate per call type, 0..1000000 */
+};
 
 /* Copy @n frames from pool @sp frame @sf to pool @dp frame @df. Returns 0 or -errno. */
 typedef int (*mm_copy_fn)(void *ctx, struct mm *mm, unsigned sp, uint64_t sf, unsigned dp,
@@ -83,6 +102,14 @@ struct mm_config {
 	bool alias_at_gpa;
 	uint64_t alias_floor; /* page aligned */
 	uint64_t alias_extra;
+	struct mm_inject inject;
+	/*
+	 * Called once, with mm->lock held, when the alias can no longer be made to agree
+	 * with the map (a host call failed and so did the roll-back): the guest must stop.
+	 * mm->fatal_msg names the call and errno. Afterwards migrations fail with -EIO.
+	 */
+	void (*on_fatal)(void *ctx, struct mm *mm);
+	void *fatal_ctx;
 };
 
 struct mig_stats {
@@ -93,7 +120,11 @@ struct mig_stats {
 	uint64_t fault_gpa_known; /* of those, faults whose GPA the host reported */
 	uint64_t lazy_fixups; /* pages made writable on first write */
 	uint64_t forced_flushes; /* cap or low pool forced flush-and-free */
-	uint64_t aborted_pages; /* not moved: the destination pool ran out */
+	uint64_t aborted_pages; /* not moved: the destination pool ran out, or the alias
+				 * could not be changed (rolled back to the old frames) */
+	uint64_t alias_failures; /* batches whose alias calls failed and were rolled back */
+	uint64_t held_frames; /* old frames kept, not freed: the deferred queue could not
+			       * grow and some holder had not passed their generation */
 	uint64_t skipped_pages; /* already on the target node */
 	uint64_t copy_ns;
 };
@@ -101,6 +132,19 @@ struct mig_stats {
 struct mm_alias_stats {
 	uint64_t mmap_calls; /* maximal runs (re)mapped into the alias */
 	uint64_t mprotect_calls;
+};
+
+/* GPA ranges the alias did not take in the last commit (mm_commit()). */
+struct mm_span {
+	gpa_t gpa, end; /* [gpa, end) */
+};
+
+struct mm_alias_fail {
+	struct mm_span *v;
+	size_t n, cap;
+	bool all; /* too many to record: treat every change of the batch as not applied */
+	int err; /* first -errno, 0 if everything was applied */
+	enum mm_host_call call; /* the call that failed first */
 };
 
 struct mm {
@@ -114,6 +158,12 @@ struct mm {
 	size_t alias_len;
 	unsigned char *alias; /* GPA 0 (NULL with alias_at_gpa): use mm_alias_at() */
 	struct mm_alias_stats alias_stats;
+	struct mm_alias_fail afail;
+	uint64_t inject_state; /* PRNG for cfg.inject, under lock */
+	uint64_t injected[MM_CALL_NR]; /* failures injected per call type */
+	bool fatal; /* map and alias may disagree: nothing more may be changed */
+	unsigned wfix_failures; /* write-fault fix-ups refused by the alias in a row */
+	char fatal_msg[400];
 	uint64_t build_ns; /* time mm_create took */
 	pthread_mutex_t lock; /* serialises map updates, migrations, guest writes by the VMM */
 	uint64_t seq; /* bumped (under lock) by every change that may end a write fault */
@@ -149,6 +199,32 @@ static inline hpa_t mm_pa(unsigned pool, uint64_t frame)
 /* The pool for host node @node, created if needed. Returns its index or -errno.
  * Caller holds mm->lock (or is single-threaded). */
 int mm_pool_get(struct mm *mm, unsigned node);
+
+/*
+ * Commit @b (s2_batch_commit_flags() with @flags) and check that the alias took all of
+ * it. Caller holds mm->lock. Returns 0, or the first failed host call's -errno with
+ * mm->afail listing the GPA ranges the alias did not take (still as before the batch:
+ * the old mapping or a hole).
+ */
+int mm_commit(struct mm *mm, struct s2_batch *b, unsigned flags) __attribute__((warn_unused_result));
+
+#define MM_COMMIT_RETRIES 3
+
+/* As mm_commit(), then re-apply whatever the alias refused, up to MM_COMMIT_RETRIES more
+ * times: for roll-backs, which must not give up on one transient failure. */
+int mm_commit_retry(struct mm *mm, struct s2_batch *b, unsigned flags)
+	__attribute__((warn_unused_result));
+
+/* Make the alias match the map again over every range in @f, whole (each mmap'ed from
+ * the map as it is now), retrying up to MM_COMMIT_RETRIES times. Returns 0 or -errno. */
+int mm_alias_resync(struct mm *mm, const struct mm_alias_fail *f) __attribute__((warn_unused_result));
+
+/* The map and the alias can no longer be made to agree: record why (@fmt) with the
+ * failed call from mm->afail, stop all changes and tell the VMM. Caller holds mm->lock. */
+void mm_fatal(struct mm *mm, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Should this host call fail now (fault injection)? Counts it. Caller holds mm->lock. */
+bool mm_inject_fail(struct mm *mm, enum mm_host_call c);
 
 /* The alias address of @gpa: integer arithmetic, as the alias may start at address 0. */
 static inline void *mm_alias_at(const struct mm *mm, gpa_t gpa)

@@ -16,6 +16,9 @@
 
 #define POOL_FRAME_SHIFT 12
 #define POOL_HUGE_FRAMES 512u /* 4 KiB frames per 2 MiB huge frame */
+/* The most one pool holds: the map's output addresses keep the frame's byte offset in
+ * 40 bits (mm/mm.h, MM_POOL_SHIFT); frame records number frames in 32 bits. */
+#define POOL_MAX_BYTES (1ull << 40)
 
 struct pool {
 	unsigned node; /* host node as named on the command line */

@@ -722,8 +722,8 @@ size_t s2_batch_commit_flags(struct s2_map *m, struct s2_batch *b, unsigned flag
 			issued++;
 		}
 	}
-	if (m->be && m->be->commit)
-		m->be->commit(m->be_ctx, b);
+	if (m->be && m->be->commit && m->be->commit(m->be_ctx, b))
+		m->stats.commit_errors++;
 	for (size_t i = 0; i < b->nfree; i++)
 		table_put(m, b->free_tables[i]);
 	m->stats.commits++;

@@ -62,8 +62,10 @@ struct s2_backend_ops {
 	void (*pte_write)(void *ctx, gpa_t gpa, unsigned level, uint64_t old, uint64_t new_pte);
 	/* Invalidate every cached translation of [gpa, gpa + size); done when it returns. */
 	void (*tlbi)(void *ctx, gpa_t gpa, uint64_t size);
-	/* After a batch's invalidations were issued, before its tables are freed. */
-	void (*commit)(void *ctx, const struct s2_batch *b);
+	/* After a batch's invalidations were issued, before its tables are freed. Returns 0,
+	 * or -errno when the backend could not apply all of it (it records what it could
+	 * not apply itself; the map counts the failure in stats.commit_errors). */
+	int (*commit)(void *ctx, const struct s2_batch *b);
 };
 
 struct s2_map_config {
@@ -83,6 +85,7 @@ struct s2_map_stats {
 	uint64_t commits;
 	uint64_t deferred; /* deferrable invalidations held back by S2_COMMIT_DEFER */
 	uint64_t deferred_flushes; /* s2_flush_deferred() calls that issued one */
+	uint64_t commit_errors; /* commits the backend could not fully apply */
 };
 
 struct s2_tables {

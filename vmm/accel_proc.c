@@ -86,6 +86,7 @@ struct proc_vcpu {
 	struct proc_host h; /* written by proc_enter() */
 	int in_guest; /* only this thread (proc_enter, the handler) touches it */
 	int kick; /* atomic */
+	unsigned char *xsave; /* guest XSAVE image, proc_xsave_size bytes; NULL: use fx */
 	unsigned char fx[512] __attribute__((aligned(64))); /* guest x87/SSE (FXSAVE) */
 	/* C-only from here */
 	struct proc_trap trap;
@@ -108,7 +109,15 @@ _Static_assert(offsetof(struct proc_vcpu, h.mxcsr) == PV_H_MXCSR, "layout");
 _Static_assert(offsetof(struct proc_vcpu, h.fcw) == PV_H_FCW, "layout");
 _Static_assert(offsetof(struct proc_vcpu, in_guest) == PV_IN_GUEST, "layout");
 _Static_assert(offsetof(struct proc_vcpu, kick) == PV_KICK, "layout");
+_Static_assert(offsetof(struct proc_vcpu, xsave) == PV_XSAVE, "layout");
 _Static_assert(offsetof(struct proc_vcpu, fx) == PV_FX, "layout");
+
+#define X86_TF 0x100ull
+#define XSAVE_HDR 512 /* the XSAVE header follows the 512-byte legacy region */
+#define FP_XSTATE_MAGIC 0x46505853u /* signal frame's fpstate is an XSAVE image */
+
+/* Size of an XSAVE image for the state components the OS enabled; 0 without XSAVE. */
+static uint32_t proc_xsave_size;
 
 struct proc_vm {
 	uint64_t floor; /* lowest GPA mapped at host address == GPA */
@@ -117,6 +126,8 @@ struct proc_vm {
 
 int proc_enter(struct proc_vcpu *pv);
 extern const char proc_enter_end[];
+void proc_signal_entry(int sig, siginfo_t *si, void *uc);
+void proc_signal(int sig, siginfo_t *si, void *uc);
 
 /* The guest rip proc_enter() jumps through; the vCPU this thread runs. */
 __thread uint64_t proc_guest_rip __attribute__((tls_model("local-exec")));
@@ -177,7 +188,33 @@ static void proc_pass_on(int sig, siginfo_t *si)
 		raise(sig);
 }
 
-__attribute__((no_sanitize_thread)) static void proc_signal(int sig, siginfo_t *si, void *ucv)
+/* Save the guest's extended state from the signal frame's @fp. */
+__attribute__((no_sanitize_thread)) static void proc_save_fp(struct proc_vcpu *pv,
+							      const struct _libc_fpstate *fp)
+{
+	uint32_t magic, size;
+
+	if (!fp)
+		return;
+	if (!pv->xsave) {
+		__builtin_memcpy(pv->fx, fp, sizeof(pv->fx));
+		return;
+	}
+	/* the software-reserved bytes at 464: magic, extended size, features, xstate size */
+	__builtin_memcpy(&magic, (const char *)fp + 464, 4);
+	__builtin_memcpy(&size, (const char *)fp + 464 + 16, 4);
+	if (magic == FP_XSTATE_MAGIC && size >= XSAVE_HDR + 64 && size <= proc_xsave_size) {
+		__builtin_memcpy(pv->xsave, fp, size);
+	} else { /* a legacy frame: x87 and SSE only */
+		uint64_t bv = 3;
+
+		__builtin_memcpy(pv->xsave, fp, 512);
+		__builtin_memset(pv->xsave + XSAVE_HDR, 0, 64);
+		__builtin_memcpy(pv->xsave + XSAVE_HDR, &bv, 8);
+	}
+}
+
+__attribute__((no_sanitize_thread)) void proc_signal(int sig, siginfo_t *si, void *ucv)
 {
 	ucontext_t *uc = ucv;
 	greg_t *gr = uc->uc_mcontext.gregs;
@@ -209,8 +246,7 @@ __attribute__((no_sanitize_thread)) static void proc_signal(int sig, siginfo_t *
 		.r14 = (uint64_t)gr[REG_R14], .r15 = (uint64_t)gr[REG_R15],
 		.rip = (uint64_t)gr[REG_RIP], .rflags = (uint64_t)gr[REG_EFL],
 	};
-	if (uc->uc_mcontext.fpregs)
-		__builtin_memcpy(pv->fx, uc->uc_mcontext.fpregs, sizeof(pv->fx));
+	proc_save_fp(pv, uc->uc_mcontext.fpregs);
 	pv->trap = (struct proc_trap){
 		.sig = sig,
 		.code = si->si_code,
@@ -230,10 +266,18 @@ out:
 
 static void proc_install(void)
 {
+	unsigned a, b, c, d;
 	struct sigaction sa;
 
+	/* XSAVE enabled by the OS (CPUID.1:ECX.OSXSAVE): the image size for XCR0 */
+	__asm__ volatile("cpuid" : "=a"(a), "=b"(b), "=c"(c), "=d"(d) : "a"(1), "c"(0));
+	if (c & (1u << 27)) {
+		__asm__ volatile("cpuid" : "=a"(a), "=b"(b), "=c"(c), "=d"(d) : "a"(0xd), "c"(0));
+		proc_xsave_size = b;
+	}
+
 	memset(&sa, 0, sizeof(sa));
-	sa.sa_sigaction = proc_signal;
+	sa.sa_sigaction = proc_signal_entry;
 	sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_RESTART;
 	sigemptyset(&sa.sa_mask);
 	for (size_t i = 0; i < sizeof(proc_signals) / sizeof(proc_signals[0]); i++) {
@@ -318,6 +362,11 @@ static int proc_vcpu_init(struct vcpu *v, struct s2_err *e)
 	memset(pv, 0, sizeof(*pv));
 	pv->v = v;
 	v->accel_data = pv;
+	if (proc_xsave_size) {
+		pv->xsave = aligned_alloc(64, (proc_xsave_size + 63) & ~63u);
+		if (!pv->xsave)
+			return s2_err_set(e, -ENOMEM, "out of memory");
+	}
 	return 0;
 }
 
@@ -343,6 +392,10 @@ static int proc_vcpu_set_boot(struct vcpu *v, const struct accel_boot *b, struct
 	memset(pv->fx, 0, sizeof(pv->fx));
 	memcpy(pv->fx, &fcw, sizeof(fcw));
 	memcpy(pv->fx + 24, &mxcsr, sizeof(mxcsr));
+	if (pv->xsave) { /* every component in its initial state, MXCSR from the legacy part */
+		memset(pv->xsave, 0, proc_xsave_size);
+		memcpy(pv->xsave, pv->fx, sizeof(pv->fx));
+	}
 	return 0;
 }
 
@@ -587,6 +640,13 @@ static int proc_vcpu_run(struct vcpu *v, struct accel_exit *x)
 
 	proc_complete(pv, x);
 	x->why[0] = '\0';
+	if (pv->g.rflags & X86_TF) {
+		/* the guest set TF and its next instruction trapped for another reason:
+		 * the trace trap is owed, and proc cannot single-step (no guest ring 0) */
+		proc_exception(pv, x, 1, 0);
+		snprintf(x->why, sizeof(x->why), "single-step (EFLAGS.TF) under --accel proc");
+		return 0;
+	}
 	if (proc_enter(pv)) {
 		__atomic_store_n(&pv->kick, 0, __ATOMIC_SEQ_CST);
 		x->kind = ACCEL_EXIT_NONE;
@@ -649,6 +709,7 @@ static void proc_vcpu_dump(struct vcpu *v, FILE *f)
 
 static void proc_vcpu_destroy(struct vcpu *v)
 {
+	free(pv_of(v)->xsave);
 	free(v->accel_data);
 	v->accel_data = NULL;
 }

@@ -37,6 +37,7 @@
 #define PV_H_FCW 204
 #define PV_IN_GUEST 208 /* int: set by proc_enter(), cleared by the signal handler */
 #define PV_KICK 212 /* int: a kick is pending; proc_enter() does not enter */
+#define PV_XSAVE 216 /* pointer: the guest's XSAVE image (64-aligned), NULL: use PV_FX */
 #define PV_FX 256 /* 512-byte FXSAVE image of the guest's x87/SSE state, 64-aligned */
 
 #endif

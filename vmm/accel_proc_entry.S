@@ -3,7 +3,8 @@
  * int proc_enter(struct proc_vcpu *pv)
  *
  * Enter guest code on this thread: save the host's callee-saved registers and stack
- * pointer in @pv, load the guest's x87/SSE state, flags and every general register, and
+ * pointer in @pv, load the guest's extended state (XSAVE image: x87, SSE, AVX, AVX-512,
+ * mask registers ...; FXSAVE without XSAVE), flags and every general register, and
  * jump to the guest rip (through a thread-local slot: no register is free by then).
  *
  * It "returns" only through the signal handler in accel_proc.c, which saves the guest
@@ -31,8 +32,15 @@ proc_enter:
 	movl	$1, PV_IN_GUEST(%rdi)
 	cmpl	$0, PV_KICK(%rdi)	/* after in_guest: a later kick's signal finds us here */
 	jne	1f
-	fxrstor64 PV_FX(%rdi)
-	movq	PV_RIP(%rdi), %rax
+	movq	PV_XSAVE(%rdi), %rcx
+	testq	%rcx, %rcx
+	jz	2f
+	movl	$-1, %eax		/* every state component the OS enabled */
+	movl	$-1, %edx
+	xrstor64 (%rcx)
+	jmp	3f
+2:	fxrstor64 PV_FX(%rdi)
+3:	movq	PV_RIP(%rdi), %rax
 	movq	%rax, %fs:proc_guest_rip@tpoff
 	pushq	PV_RFLAGS(%rdi)
 	popfq				/* nothing below changes flags */
@@ -58,5 +66,19 @@ proc_enter:
 	ret
 proc_enter_end:
 	.size	proc_enter, proc_enter_end - proc_enter
+
+/*
+ * The signal handler's entry: the kernel delivers signals with the interrupted code's
+ * EFLAGS.AC, and a guest may have set it; compiled code must not run with alignment
+ * checking on. Clear it, then run the C handler.
+ */
+	.globl	proc_signal_entry
+	.type	proc_signal_entry, @function
+proc_signal_entry:
+	pushfq
+	andq	$~0x40000, (%rsp)
+	popfq
+	jmp	proc_signal
+	.size	proc_signal_entry, . - proc_signal_entry
 
 	.section .note.GNU-stack, "", @progbits

@@ -15,10 +15,17 @@ static void *churn_thread(void *arg)
 
 	clock_gettime(CLOCK_REALTIME, &next);
 	for (;;) {
+		struct timespec now;
 		struct mig_range r;
 		struct mig_result res;
 		int node, target = 0;
 
+		/* one period after the previous round, or after now if that round ran
+		 * late: a slow migration must not make the next ones run back to back */
+		clock_gettime(CLOCK_REALTIME, &now);
+		if (now.tv_sec > next.tv_sec ||
+		    (now.tv_sec == next.tv_sec && now.tv_nsec > next.tv_nsec))
+			next = now;
 		next.tv_nsec += (long)(c->ms % 1000) * 1000000L;
 		next.tv_sec += c->ms / 1000 + next.tv_nsec / 1000000000L;
 		next.tv_nsec %= 1000000000L;
@@ -48,27 +55,27 @@ static void *churn_thread(void *arg)
 
 int churn_start(struct churn *c, struct vm *vm, unsigned ms, uint64_t chunk, struct s2_err *e)
 {
-	unsigned max = 0;
+	unsigned spare = 0;
 	int r;
 
 	memset(c, 0, sizeof(*c));
 	c->vm = vm;
 	c->ms = ms;
 	c->chunk = chunk;
-	for (unsigned i = 0; i < vm->mm.nr_pools; i++) {
+	for (unsigned i = 0; i < vm->mm.nr_pools; i++)
 		c->nodes[c->nr_nodes++] = vm->mm.pools[i].node;
-		if (vm->mm.pools[i].node > max)
-			max = vm->mm.pools[i].node;
-	}
 	if (c->nr_nodes == 1) {
+		/* the lowest node number not in use (host nodes are 0..63) */
+		while (spare == c->nodes[0])
+			spare++;
 		pthread_mutex_lock(&vm->mm.lock);
-		r = mm_pool_get(&vm->mm, max + 1);
+		r = mm_pool_get(&vm->mm, spare);
 		pthread_mutex_unlock(&vm->mm.lock);
 		if (r < 0)
 			return s2_err_set(e, r, "--churn: %s", vm->mm.err);
-		c->nodes[c->nr_nodes++] = max + 1;
+		c->nodes[c->nr_nodes++] = spare;
 		fprintf(stderr, "s2vm: --churn: the guest uses one host node; churning between "
-				"nodes %u and %u\n", max, max + 1);
+				"nodes %u and %u\n", c->nodes[0], spare);
 	}
 	r = pthread_create(&c->thread, NULL, churn_thread, c);
 	if (r)

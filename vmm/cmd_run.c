@@ -11,6 +11,7 @@
 #include "vmm/churn.h"
 #include "vmm/cmd.h"
 #include "vmm/elf.h"
+#include "vmm/inject.h"
 #include "vmm/options.h"
 #include "vmm/stats.h"
 #include "vmm/version.h"
@@ -82,6 +83,7 @@ int cmd_run(int argc, char **argv)
 	struct run_ctx ctx;
 	struct vm vm;
 	struct churn churn = { 0 };
+	sigset_t sigs;
 	void *kernel;
 	size_t klen = 0;
 	int r, code;
@@ -133,6 +135,15 @@ int cmd_run(int argc, char **argv)
 	cfg.mem.nr_caps = o.nr_pools;
 	memcpy(cfg.mem.caps, o.pools, sizeof(o.pools));
 	cfg.mem.mig.lazy_writable = o.lazy_writable;
+	if (getenv("S2VM_INJECT")) { /* read once, here: tests only */
+		if (inject_parse(getenv("S2VM_INJECT"), &cfg.mem.inject, &e)) {
+			fprintf(stderr, "s2vm run: %s\n", e.msg);
+			goto out_kernel;
+		}
+		fprintf(stderr, "s2vm: S2VM_INJECT=%s: host calls of the memory manager fail "
+				"at those rates\n",
+			getenv("S2VM_INJECT"));
+	}
 	cfg.nr_vcpus = o.vcpus;
 	cfg.guest_args = o.guest_args;
 	if (vm_create(&vm, &cfg, &e) || vm_load_kernel(&vm, &img, kernel, &e)) {
@@ -151,6 +162,7 @@ int cmd_run(int argc, char **argv)
 				p->node, p->bound_node);
 	}
 
+	vm_signals_block(&sigs); /* before any thread: the churn thread must not take them */
 	if (o.churn_ms) {
 		uint64_t chunk = o.churn_bytes ? o.churn_bytes
 				 : ((o.mem_size / 100) & ~((2ull << 20) - 1));

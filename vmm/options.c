@@ -9,6 +9,9 @@
 #include "vmm/options.h"
 #include "s2vm/hypercall.h"
 
+#define MIB2 (2ull << 20)
+#define HOST_NODE_MAX 63 /* host node numbers are 0..63 */
+
 int s2_size_parse(const char *s, unsigned default_shift, uint64_t *out)
 {
 	uint64_t v = 0;
@@ -106,13 +109,15 @@ void run_opts_usage(FILE *f)
 		"                       for each guest node, sizes adding up to --mem.\n"
 		"                       P: bind (default), preferred (falls back to hosts=\n"
 		"                       when NODE's pool is full) or interleave (2 MiB\n"
-		"                       frames round-robin over hosts=). LIST: 0:1 or 0-2.\n"
+		"                       frames round-robin over hosts=). LIST: 0:1 or 0-2,\n"
+		"                       each node once; bind takes no hosts=.\n"
 		"                       Host nodes this machine lacks are emulated.\n"
-		"      --pool NODE=SIZE  cap host node NODE's pool at SIZE (default: the\n"
-		"                       node's memory)\n"
+		"      --pool NODE=SIZE  cap host node NODE's pool at SIZE, a multiple of\n"
+		"                       2 MiB up to 1 TiB (default: the node's memory);\n"
+		"                       once per node\n"
 		"      --churn MS[,SIZE] every MS ms move the next SIZE (default 1%% of --mem,\n"
-		"                       at least 2 MiB) of guest memory to the next host\n"
-		"                       node, round-robin, while the guest runs\n"
+		"                       at least 2 MiB; at most --mem) of guest memory to the\n"
+		"                       next host node, round-robin, while the guest runs\n"
 		"      --migrate-writable=eager|lazy\n"
 		"                       make migrated pages writable at the end of each\n"
 		"                       batch (eager, default) or on their first write\n"
@@ -132,125 +137,321 @@ void run_opts_usage(FILE *f)
 		S2_EXIT_GUEST_CRASH);
 }
 
+/*
+ * Parse a decimal number at @s: digits only (no sign, no blanks), at least one. Sets *@end
+ * to the first character after the digits. Returns 0, -EINVAL if @s does not start with a
+ * digit (*@end and *@out untouched), or -ERANGE if the number does not fit 64 bits
+ * (*@out is then UINT64_MAX, so range checks on it refuse it too).
+ */
+static int dec_parse(const char *s, const char **end, uint64_t *out)
+{
+	uint64_t v = 0;
+	bool big = false;
+	const char *p = s;
+
+	if (!isdigit((unsigned char)*p))
+		return -EINVAL;
+	for (; isdigit((unsigned char)*p); p++) {
+		unsigned d = (unsigned)(*p - '0');
+
+		if (v > (UINT64_MAX - d) / 10)
+			big = true;
+		else
+			v = v * 10 + d;
+	}
+	*end = p;
+	*out = big ? UINT64_MAX : v;
+	return big ? -ERANGE : 0;
+}
+
+/* Why a number at @s was refused, as a parenthesised note, or "". */
+static const char *sign_note(const char *s)
+{
+	return (*s == '+' || *s == '-') ? " (no '+' or '-' sign allowed)" : "";
+}
+
+static bool has_blank(const char *s)
+{
+	for (; *s; s++)
+		if (isspace((unsigned char)*s))
+			return true;
+	return false;
+}
+
+/*
+ * Parse the host node number at @p, inside hosts=@v (for messages), into @x and set *@end
+ * past it. @what says what was expected there. Returns 0 or -EINVAL.
+ */
+static int host_node_parse(const char *v, const char *p, const char *what, const char **end,
+			   unsigned *x, struct s2_err *e)
+{
+	uint64_t u;
+
+	if (dec_parse(p, end, &u) == -EINVAL)
+		return s2_err_set(e, -EINVAL, "--numa 'hosts=%s': expected %s at '%s'%s", v, what,
+				  p, sign_note(p));
+	if (u > HOST_NODE_MAX)
+		return s2_err_set(e, -EINVAL,
+				  "--numa 'hosts=%s': host node %.*s out of range (0..%d)", v,
+				  (int)(*end - p), p, HOST_NODE_MAX);
+	*x = (unsigned)u;
+	return 0;
+}
+
+/* Parse hosts=@v into @n->hosts: NODE[:NODE...] where each item is N or a range A-B. */
 static int node_list_parse(const char *v, struct mm_guest_node *n, struct s2_err *e)
 {
-	char *end;
-	unsigned long a, b;
+	uint64_t seen = 0; /* bit per host node */
+	const char *p = v, *end;
+	unsigned a, b;
+	int r;
 
 	n->nr_hosts = 0;
-	while (*v) {
-		a = strtoul(v, &end, 10);
-		if (end == v || a > 63)
-			return s2_err_set(e, -EINVAL, "hosts=%s: not a node list (e.g. 0:1 or 0-2)", v);
+	if (!*v)
+		return s2_err_set(e, -EINVAL, "hosts= is empty");
+	for (;;) {
+		r = host_node_parse(v, p, "a host node number (a list is 0:1 or 0-2)", &end, &a, e);
+		if (r)
+			return r;
 		b = a;
 		if (*end == '-') {
-			v = end + 1;
-			b = strtoul(v, &end, 10);
-			if (end == v || b < a || b > 63)
-				return s2_err_set(e, -EINVAL, "hosts=: bad range ending '%s'", v);
+			r = host_node_parse(v, end + 1, "the range's end node", &end, &b, e);
+			if (r)
+				return r;
+			if (b < a)
+				return s2_err_set(e, -EINVAL,
+						  "--numa 'hosts=%s': reversed range %u-%u (write %u-%u)",
+						  v, a, b, b, a);
 		}
-		for (unsigned long x = a; x <= b; x++) {
+		for (unsigned x = a; x <= b; x++) {
+			if (seen & (1ull << x))
+				return s2_err_set(e, -EINVAL,
+						  "--numa 'hosts=%s': host node %u listed twice",
+						  v, x);
 			if (n->nr_hosts == MM_MAX_POOLS)
-				return s2_err_set(e, -EINVAL, "hosts=: more than %d nodes",
+				return s2_err_set(e, -EINVAL,
+						  "--numa 'hosts=%s': more than %d nodes", v,
 						  MM_MAX_POOLS);
-			n->hosts[n->nr_hosts++] = (unsigned)x;
+			seen |= 1ull << x;
+			n->hosts[n->nr_hosts++] = x;
 		}
-		if (*end == ':')
-			end++;
-		else if (*end)
-			return s2_err_set(e, -EINVAL, "hosts=: unexpected '%s'", end);
-		v = end;
+		if (!*end)
+			return 0;
+		if (*end != ':')
+			return s2_err_set(e, -EINVAL, "--numa 'hosts=%s': unexpected '%s'", v, end);
+		p = end + 1;
+		if (!*p)
+			return s2_err_set(e, -EINVAL, "--numa 'hosts=%s': trailing ':'", v);
 	}
-	if (!n->nr_hosts)
-		return s2_err_set(e, -EINVAL, "hosts= is empty");
-	return 0;
+}
+
+enum numa_key { NK_GUEST, NK_SIZE, NK_HOST, NK_POLICY, NK_HOSTS, NK_NR };
+
+static const char *const numa_keys[NK_NR] = { "guest", "size", "host", "policy", "hosts" };
+
+static const char *const policy_names[] = {
+	[MM_POLICY_BIND] = "bind",
+	[MM_POLICY_PREFERRED] = "preferred",
+	[MM_POLICY_INTERLEAVE] = "interleave",
+};
+
+/* Parse the value @val of key @k of the --numa option @s into @n. Returns 0 or -EINVAL. */
+static int numa_kv_parse(const char *s, enum numa_key k, const char *val, struct mm_guest_node *n,
+			 struct s2_err *e)
+{
+	const char *end;
+	uint64_t v;
+	int r;
+
+	switch (k) {
+	case NK_GUEST:
+		if (dec_parse(val, &end, &v) || *end || v >= MM_MAX_NODES)
+			return s2_err_set(e, -EINVAL,
+					  "--numa guest=%s: not a guest node ID (0..%d)%s", val,
+					  MM_MAX_NODES - 1, sign_note(val));
+		n->id = (unsigned)v;
+		return 0;
+	case NK_SIZE:
+		r = s2_size_parse(val, 20, &v);
+		if (r == -ERANGE)
+			return s2_err_set(e, -EINVAL,
+					  "--numa size=%s: size too large (2^64 bytes or more)",
+					  val);
+		if (r)
+			return s2_err_set(e, -EINVAL, "--numa size=%s: not a size%s", val,
+					  sign_note(val));
+		if (!v || v % MIB2)
+			return s2_err_set(e, -EINVAL,
+					  "--numa size=%s: must be a non-zero multiple of 2 MiB",
+					  val);
+		n->size = v;
+		return 0;
+	case NK_HOST:
+		if (dec_parse(val, &end, &v) || *end || v > HOST_NODE_MAX)
+			return s2_err_set(e, -EINVAL, "--numa host=%s: not a host node (0..%d)%s",
+					  val, HOST_NODE_MAX, sign_note(val));
+		n->host = (unsigned)v;
+		return 0;
+	case NK_POLICY:
+		for (unsigned i = 0; i < sizeof(policy_names) / sizeof(policy_names[0]); i++) {
+			if (!strcmp(val, policy_names[i])) {
+				n->policy = i;
+				return 0;
+			}
+		}
+		return s2_err_set(e, -EINVAL,
+				  "--numa policy=%s: unknown policy (bind, preferred or interleave)",
+				  val);
+	case NK_HOSTS:
+		return node_list_parse(val, n, e);
+	case NK_NR:
+		break;
+	}
+	return s2_err_set(e, -EINVAL, "--numa %s: internal error", s);
 }
 
 int numa_opt_parse(const char *s, struct mm_guest_node *n, struct s2_err *e)
 {
-	char buf[256], *save = NULL, *kv;
-	bool have_id = false, have_size = false, have_host = false;
-	unsigned long v;
-	char *end;
+	char buf[256], *item, *next;
+	bool have[NK_NR] = { false };
 
 	memset(n, 0, sizeof(*n));
 	if (strlen(s) >= sizeof(buf))
 		return s2_err_set(e, -EINVAL, "--numa %s: too long", s);
+	if (!*s)
+		return s2_err_set(e, -EINVAL, "--numa: empty value");
+	if (has_blank(s))
+		return s2_err_set(e, -EINVAL, "--numa '%s': blanks are not allowed", s);
 	strcpy(buf, s);
-	for (kv = strtok_r(buf, ",", &save); kv; kv = strtok_r(NULL, ",", &save)) {
-		char *val = strchr(kv, '=');
+	for (item = buf; item; item = next) {
+		char *val;
+		unsigned k;
+		int r;
 
+		next = strchr(item, ',');
+		if (next)
+			*next++ = '\0';
+		if (!*item)
+			return s2_err_set(e, -EINVAL, "--numa %s: empty item (%s)", s,
+					  item == buf ? "leading ','" :
+					  !next	      ? "trailing ','" :
+							"',,'");
+		val = strchr(item, '=');
 		if (!val)
-			return s2_err_set(e, -EINVAL, "--numa %s: '%s' is not KEY=VALUE", s, kv);
+			return s2_err_set(e, -EINVAL, "--numa %s: '%s' is not KEY=VALUE", s, item);
 		*val++ = '\0';
-		if (!strcmp(kv, "guest")) {
-			v = strtoul(val, &end, 10);
-			if (!*val || *end || v >= MM_MAX_NODES)
-				return s2_err_set(e, -EINVAL, "--numa guest=%s: not a guest node ID (0..%d)",
-						  val, MM_MAX_NODES - 1);
-			n->id = (unsigned)v;
-			have_id = true;
-		} else if (!strcmp(kv, "size")) {
-			uint64_t sz;
-
-			if (s2_size_parse(val, 20, &sz))
-				return s2_err_set(e, -EINVAL, "--numa size=%s: not a size", val);
-			if (!sz || sz % (2u << 20))
-				return s2_err_set(e, -EINVAL,
-						  "--numa size=%s: must be a non-zero multiple of 2 MiB", val);
-			n->size = sz;
-			have_size = true;
-		} else if (!strcmp(kv, "host")) {
-			v = strtoul(val, &end, 10);
-			if (!*val || *end || v > 63)
-				return s2_err_set(e, -EINVAL, "--numa host=%s: not a host node (0..63)",
-						  val);
-			n->host = (unsigned)v;
-			have_host = true;
-		} else if (!strcmp(kv, "policy")) {
-			if (!strcmp(val, "bind"))
-				n->policy = MM_POLICY_BIND;
-			else if (!strcmp(val, "preferred"))
-				n->policy = MM_POLICY_PREFERRED;
-			else if (!strcmp(val, "interleave"))
-				n->policy = MM_POLICY_INTERLEAVE;
-			else
-				return s2_err_set(e, -EINVAL,
-						  "--numa policy=%s: unknown policy (bind, preferred or interleave)",
-						  val);
-		} else if (!strcmp(kv, "hosts")) {
-			int r = node_list_parse(val, n, e);
-
-			if (r)
-				return r;
-		} else {
+		for (k = 0; k < NK_NR; k++)
+			if (!strcmp(item, numa_keys[k]))
+				break;
+		if (k == NK_NR)
 			return s2_err_set(e, -EINVAL,
-					  "--numa: unknown key '%s' (guest, size, host, policy, hosts)", kv);
-		}
+					  "--numa: unknown key '%s' (guest, size, host, policy, hosts)",
+					  item);
+		if (have[k])
+			return s2_err_set(e, -EINVAL, "--numa %s: key '%s' given more than once", s,
+					  item);
+		have[k] = true;
+		r = numa_kv_parse(s, (enum numa_key)k, val, n, e);
+		if (r)
+			return r;
 	}
-	if (!have_id || !have_size)
+	if (!have[NK_GUEST] || !have[NK_SIZE])
 		return s2_err_set(e, -EINVAL, "--numa %s: needs guest=ID and size=SIZE", s);
-	if (n->policy == MM_POLICY_INTERLEAVE) {
-		if (!n->nr_hosts)
+	switch (n->policy) {
+	case MM_POLICY_BIND:
+		if (have[NK_HOSTS])
+			return s2_err_set(e, -EINVAL,
+					  "--numa %s: hosts= does not apply to policy=bind%s "
+					  "(it is for policy=preferred or policy=interleave)",
+					  s, have[NK_POLICY] ? "" : ", the default");
+		break;
+	case MM_POLICY_PREFERRED:
+		break;
+	case MM_POLICY_INTERLEAVE:
+		if (!have[NK_HOSTS])
 			return s2_err_set(e, -EINVAL, "--numa %s: interleave needs hosts=LIST", s);
-		if (!have_host)
+		if (!have[NK_HOST]) {
 			n->host = n->hosts[0];
-	} else if (!have_host) {
-		return s2_err_set(e, -EINVAL, "--numa %s: needs host=NODE", s);
+		} else {
+			unsigned h;
+
+			for (h = 0; h < n->nr_hosts && n->hosts[h] != n->host; h++)
+				;
+			if (h == n->nr_hosts)
+				return s2_err_set(e, -EINVAL,
+						  "--numa %s: host=%u is not in hosts= (interleave "
+						  "places frames only on hosts=)",
+						  s, n->host);
+		}
+		return 0;
 	}
+	if (!have[NK_HOST])
+		return s2_err_set(e, -EINVAL, "--numa %s: needs host=NODE", s);
 	return 0;
 }
 
 static int pool_opt_parse(const char *s, struct mm_pool_cap *c, struct s2_err *e)
 {
-	char *end;
-	unsigned long node = strtoul(s, &end, 10);
+	const char *end, *size;
+	uint64_t node, bytes;
+	int r;
 
-	if (end == s || *end != '=' || node > 63)
-		return s2_err_set(e, -EINVAL, "--pool %s: expected NODE=SIZE, e.g. 1=512M", s);
-	if (s2_size_parse(end + 1, 20, &c->bytes) || c->bytes < (2u << 20))
+	if (has_blank(s))
+		return s2_err_set(e, -EINVAL, "--pool '%s': blanks are not allowed", s);
+	if (dec_parse(s, &end, &node) == -EINVAL || *end != '=')
+		return s2_err_set(e, -EINVAL, "--pool %s: expected NODE=SIZE, e.g. 1=512M%s", s,
+				  sign_note(s));
+	if (node > HOST_NODE_MAX)
+		return s2_err_set(e, -EINVAL, "--pool %s: host node %.*s out of range (0..%d)", s,
+				  (int)(end - s), s, HOST_NODE_MAX);
+	size = end + 1;
+	if (!*size)
+		return s2_err_set(e, -EINVAL, "--pool %s: SIZE is missing after '='", s);
+	r = s2_size_parse(size, 20, &bytes);
+	if (r == -EINVAL)
+		return s2_err_set(e, -EINVAL, "--pool %s: '%s' is not a size%s", s, size,
+				  sign_note(size));
+	if (r == -ERANGE || bytes > POOL_MAX_BYTES)
+		return s2_err_set(e, -EINVAL,
+				  "--pool %s: at most 1 TiB per host node",
+				  s);
+	if (bytes < MIB2)
 		return s2_err_set(e, -EINVAL, "--pool %s: size must be at least 2 MiB", s);
+	if (bytes % MIB2)
+		return s2_err_set(e, -EINVAL, "--pool %s: size must be a multiple of 2 MiB", s);
 	c->node = (unsigned)node;
+	c->bytes = bytes;
+	return 0;
+}
+
+/* Parse --churn MS[,SIZE] into @o. SIZE is checked against --mem once all options are in. */
+static int churn_opt_parse(const char *s, struct run_opts *o, struct s2_err *e)
+{
+	const char *end, *size;
+	uint64_t v;
+	int r;
+
+	if (dec_parse(s, &end, &v) || v == 0 || v > 3600000 || (*end && *end != ','))
+		return s2_err_set(e, -EINVAL,
+				  "--churn %s: expected MS[,SIZE] with MS in 1..3600000%s", s,
+				  sign_note(s));
+	o->churn_ms = (unsigned)v;
+	o->churn_bytes = 0;
+	if (!*end)
+		return 0;
+	size = end + 1;
+	if (!*size)
+		return s2_err_set(e, -EINVAL, "--churn %s: SIZE is missing after ','", s);
+	r = s2_size_parse(size, 20, &v);
+	if (r == -ERANGE)
+		return s2_err_set(e, -EINVAL, "--churn %s: SIZE too large", s);
+	if (r)
+		return s2_err_set(e, -EINVAL, "--churn %s: SIZE '%s' is not a size%s", s, size,
+				  sign_note(size));
+	if (!v || v % MIB2)
+		return s2_err_set(e, -EINVAL,
+				  "--churn %s: SIZE must be a non-zero multiple of 2 MiB", s);
+	o->churn_bytes = v;
 	return 0;
 }
 
@@ -276,6 +477,33 @@ static int numa_check_ids(struct run_opts *o, struct s2_err *e)
 	return 0;
 }
 
+/* Checks between options, once all are parsed (--mem may come after --numa or --churn). */
+static int run_opts_check(struct run_opts *o, const char *churn_arg, struct s2_err *e)
+{
+	uint64_t sum = 0;
+	int r;
+
+	r = numa_check_ids(o, e);
+	if (r)
+		return r;
+	for (unsigned i = 0; i < o->nr_numa; i++) {
+		if (o->numa[i].size > UINT64_MAX - sum)
+			return s2_err_set(e, -EINVAL,
+					  "--numa: guest node sizes add up to more than 2^64 bytes");
+		sum += o->numa[i].size;
+	}
+	if (o->nr_numa && sum != o->mem_size)
+		return s2_err_set(e, -EINVAL,
+				  "guest node sizes add up to %llu MiB but --mem is %llu MiB",
+				  (unsigned long long)(sum >> 20),
+				  (unsigned long long)(o->mem_size >> 20));
+	if (o->churn_bytes > o->mem_size)
+		return s2_err_set(e, -EINVAL,
+				  "--churn %s: SIZE is more than the guest's RAM (--mem %llu MiB)",
+				  churn_arg, (unsigned long long)(o->mem_size >> 20));
+	return 0;
+}
+
 static char *join_words(int n, char **w)
 {
 	size_t len = 1;
@@ -295,6 +523,49 @@ static char *join_words(int n, char **w)
 	return s;
 }
 
+/* The long name of the option whose getopt value is @c ("?" if none has it). */
+static const char *opt_long_name(const struct option *longopts, int c)
+{
+	for (; longopts->name; longopts++)
+		if (longopts->val == c)
+			return longopts->name;
+	return "?";
+}
+
+/*
+ * Describe the option getopt_long refused with '?'. @optopt is getopt's: the character of
+ * an unknown short option, the value of a long option that takes no value but was given
+ * one, or 0 for an unknown or ambiguous long option, which is then @arg.
+ */
+static int opt_refused(const struct option *longopts, const char *arg, int optopt,
+		       struct s2_err *e)
+{
+	const char *name, *first = NULL;
+	unsigned nr_match = 0;
+	size_t len;
+
+	if (optopt) {
+		for (const struct option *l = longopts; l->name; l++)
+			if (l->val == optopt && l->has_arg == no_argument)
+				return s2_err_set(e, -EINVAL, "--%s takes no value", l->name);
+		return s2_err_set(e, -EINVAL, "unknown option -%c", optopt);
+	}
+	if (strncmp(arg, "--", 2))
+		return s2_err_set(e, -EINVAL, "unknown option %s", arg);
+	name = arg + 2;
+	len = strcspn(name, "=");
+	for (const struct option *l = longopts; len && l->name; l++) {
+		if (strncmp(l->name, name, len))
+			continue;
+		/* "--m" could be --mem or --migrate-writable: name two of them */
+		if (nr_match++)
+			return s2_err_set(e, -EINVAL, "option --%.*s is ambiguous (--%s or --%s)",
+					  (int)len, name, first, l->name);
+		first = l->name;
+	}
+	return s2_err_set(e, -EINVAL, "unknown option --%.*s", (int)len, name);
+}
+
 int run_opts_parse(int argc, char **argv, struct run_opts *o, struct s2_err *e)
 {
 	static const struct option longopts[] = {
@@ -312,9 +583,9 @@ int run_opts_parse(int argc, char **argv, struct run_opts *o, struct s2_err *e)
 	};
 	int nargs = argc, c, r;
 	char **guest_words = NULL;
+	const char *churn_arg = NULL, *end;
 	int nguest = 0;
 	uint64_t v;
-	char *end;
 
 	memset(o, 0, sizeof(*o));
 	o->mem_size = RUN_OPTS_DEFAULT_MEM;
@@ -333,6 +604,15 @@ int run_opts_parse(int argc, char **argv, struct run_opts *o, struct s2_err *e)
 	optind = 0; /* full re-initialisation of getopt, also between unit tests */
 	opterr = 0;
 	while ((c = getopt_long(nargs, argv, ":m:c:hV", longopts, NULL)) != -1) {
+		if (c != '?' && c != ':' && optarg) {
+			/* "--mem=" and "--mem ''" give an empty value; blanks are never meant */
+			if (!*optarg)
+				return s2_err_set(e, -EINVAL, "--%s: empty value",
+						  opt_long_name(longopts, c));
+			if (has_blank(optarg))
+				return s2_err_set(e, -EINVAL, "--%s '%s': blanks are not allowed",
+						  opt_long_name(longopts, c), optarg);
+		}
 		switch (c) {
 		case 'm':
 			r = s2_size_parse(optarg, 20, &v);
@@ -340,23 +620,24 @@ int run_opts_parse(int argc, char **argv, struct run_opts *o, struct s2_err *e)
 				return s2_err_set(e, -EINVAL, "--mem %s: size too large", optarg);
 			if (r)
 				return s2_err_set(e, -EINVAL,
-						  "--mem %s: not a size (try 128M, 2G or 512MiB)",
-						  optarg);
-			if (v == 0 || v % (2u << 20))
+						  "--mem %s: not a size (try 128M, 2G or 512MiB)%s",
+						  optarg, sign_note(optarg));
+			if (v == 0 || v % MIB2)
 				return s2_err_set(e, -EINVAL,
 						  "--mem %s: must be a non-zero multiple of 2 MiB",
 						  optarg);
 			o->mem_size = v;
 			break;
 		case 'c':
-			errno = 0;
-			v = strtoull(optarg, &end, 10);
-			if (!isdigit((unsigned char)optarg[0]) || *end || errno)
-				return s2_err_set(e, -EINVAL, "--vcpus %s: not a number", optarg);
-			if (v == 0)
-				return s2_err_set(e, -EINVAL, "--vcpus 0: need at least one vCPU");
-			if (v > 4096)
+			r = dec_parse(optarg, &end, &v);
+			if (r == -EINVAL || *end)
+				return s2_err_set(e, -EINVAL, "--vcpus %s: not a number%s", optarg,
+						  sign_note(optarg));
+			if (r == -ERANGE || v > 4096)
 				return s2_err_set(e, -EINVAL, "--vcpus %s: too many vCPUs", optarg);
+			if (v == 0)
+				return s2_err_set(e, -EINVAL, "--vcpus %s: need at least one vCPU",
+						  optarg);
 			o->vcpus = (unsigned)v;
 			break;
 		case 'S':
@@ -377,32 +658,30 @@ int run_opts_parse(int argc, char **argv, struct run_opts *o, struct s2_err *e)
 				return r;
 			o->nr_numa++;
 			break;
-		case 'P':
-			if (o->nr_pools == MM_MAX_POOLS)
-				return s2_err_set(e, -EINVAL, "--pool: at most %d", MM_MAX_POOLS);
-			r = pool_opt_parse(optarg, &o->pools[o->nr_pools], e);
+		case 'P': {
+			struct mm_pool_cap cap;
+
+			r = pool_opt_parse(optarg, &cap, e);
 			if (r)
 				return r;
-			o->nr_pools++;
-			break;
-		case 'C': {
-			char *comma;
-
-			errno = 0;
-			v = strtoull(optarg, &comma, 10);
-			if (!isdigit((unsigned char)optarg[0]) || errno || v == 0 || v > 3600000 ||
-			    (*comma && *comma != ','))
+			for (unsigned i = 0; i < o->nr_pools; i++) {
+				if (o->pools[i].node != cap.node)
+					continue;
 				return s2_err_set(e, -EINVAL,
-						  "--churn %s: expected MS[,SIZE] with MS in 1..3600000",
-						  optarg);
-			o->churn_ms = (unsigned)v;
-			if (*comma && (s2_size_parse(comma + 1, 20, &o->churn_bytes) ||
-				       !o->churn_bytes || o->churn_bytes % (2u << 20)))
-				return s2_err_set(e, -EINVAL,
-						  "--churn %s: SIZE must be a non-zero multiple of 2 MiB",
-						  optarg);
+						  "--pool %s: host node %u's pool is capped more than once",
+						  optarg, cap.node);
+			}
+			if (o->nr_pools == MM_MAX_POOLS)
+				return s2_err_set(e, -EINVAL, "--pool: at most %d", MM_MAX_POOLS);
+			o->pools[o->nr_pools++] = cap;
 			break;
 		}
+		case 'C':
+			r = churn_opt_parse(optarg, o, e);
+			if (r)
+				return r;
+			churn_arg = optarg;
+			break;
 		case 'A':
 			if (!strcmp(optarg, "kvm"))
 				o->accel = ACCEL_KVM;
@@ -428,15 +707,14 @@ int run_opts_parse(int argc, char **argv, struct run_opts *o, struct s2_err *e)
 		case 'V':
 			return RUN_OPTS_VERSION;
 		case ':':
-			return s2_err_set(e, -EINVAL, "option %s needs a value", argv[optind - 1]);
+			return s2_err_set(e, -EINVAL, "option --%s needs a value",
+					  opt_long_name(longopts, optopt));
 		case '?':
 		default:
-			if (optopt)
-				return s2_err_set(e, -EINVAL, "unknown option -%c", optopt);
-			return s2_err_set(e, -EINVAL, "unknown option %s", argv[optind - 1]);
+			return opt_refused(longopts, argv[optind - 1], optopt, e);
 		}
 	}
-	r = numa_check_ids(o, e);
+	r = run_opts_check(o, churn_arg, e);
 	if (r)
 		return r;
 	if (optind >= nargs)

@@ -22,8 +22,11 @@ int s2_size_parse(const char *s, unsigned default_shift, uint64_t *out)
 
 /*
  * Parse one --numa value: guest=ID,size=SIZE,host=NODE[,policy=bind|preferred|interleave]
- * [,hosts=LIST]. LIST is NODE[:NODE...] or a range A-B. interleave may omit host=
- * (hosts= is required); preferred uses hosts= as its fallbacks. Returns 0 or -EINVAL.
+ * [,hosts=LIST]. LIST is NODE[:NODE...] where each item may be a range A-B, every node
+ * at most once. interleave needs hosts= and may omit host= (if given, it must be one of
+ * hosts=); preferred uses hosts= as its fallbacks; bind takes no hosts=. Each key at most
+ * once, no empty items, numbers in plain decimal (no sign, no blanks). Returns 0 or
+ * -EINVAL with @e naming the problem.
  */
 int numa_opt_parse(const char *s, struct mm_guest_node *n, struct s2_err *e)
 	__attribute__((warn_unused_result));

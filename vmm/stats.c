@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /* `--stats`: per-host-node and per-guest-node memory tables, text or one JSON object. */
 #include <inttypes.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <json-c/json.h>
@@ -113,6 +114,8 @@ static json_object *stats_json(struct vm *vm)
 		ADD("deferred_frames_max", mm->deferred.frames_max);
 		ADD("forced_flushes", ms->forced_flushes);
 		ADD("aborted_pages", ms->aborted_pages);
+		ADD("alias_failures", ms->alias_failures);
+		ADD("held_frames", ms->held_frames);
 		ADD("skipped_pages", ms->skipped_pages);
 		ADD("copy_ns", ms->copy_ns);
 #undef ADD
@@ -120,6 +123,20 @@ static json_object *stats_json(struct vm *vm)
 				       json_object_new_string(mm->cfg.mig.lazy_writable ? "lazy"
 											: "eager"));
 		json_object_object_add(o, "migration", mj);
+	}
+	{
+		json_object *inj = json_object_new_object();
+		bool on = false;
+
+		for (unsigned c = 0; c < MM_CALL_NR; c++) {
+			on |= mm->cfg.inject.per_million[c] != 0;
+			json_object_object_add(inj, mm_host_call_names[c],
+					       json_object_new_uint64(mm->injected[c]));
+		}
+		if (on)
+			json_object_object_add(o, "injected_failures", inj);
+		else
+			json_object_put(inj);
 	}
 
 	json_object_object_add(g, "accel", json_object_new_string(vm->accel->name));
@@ -142,21 +159,17 @@ static json_object *stats_json(struct vm *vm)
 	return o;
 }
 
-void vm_stats_print(struct vm *vm, enum run_stats_mode mode, FILE *f)
+/* Render the statistics into @f. Caller holds mm->lock (a consistent snapshot). */
+static void stats_render(struct vm *vm, enum run_stats_mode mode, FILE *f)
 {
 	const struct mm *mm = &vm->mm;
 	json_object *o, *g, *v;
 	char a[32], b[32], c[32];
 
-	/* a consistent snapshot: SIGUSR1 may arrive while a migration runs */
-	pthread_mutex_lock(&vm->mm.lock);
 	o = stats_json(vm);
-
 	if (mode == RUN_STATS_JSON) {
 		fprintf(f, "%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
-		fflush(f);
 		json_object_put(o);
-		pthread_mutex_unlock(&vm->mm.lock);
 		return;
 	}
 	json_object_object_get_ex(o, "guest", &g);
@@ -204,9 +217,11 @@ void vm_stats_print(struct vm *vm, enum run_stats_mode mode, FILE *f)
 			ms->alias_mprotect, ms->alias_mmap);
 		fprintf(f, "                     %" PRIu64 " write-fault waits, %.3f ms stalled; %" PRIu64
 			   " deferred frames now, %" PRIu64 " at most; %" PRIu64
-			   " forced flushes; %" PRIu64 " aborted pages; writable %s\n",
+			   " forced flushes; %" PRIu64 " aborted pages (%" PRIu64
+			   " alias failures rolled back); writable %s\n",
 			ms->fault_waits, (double)ms->stall_ns / 1e6, mm->deferred.frames,
 			mm->deferred.frames_max, ms->forced_flushes, ms->aborted_pages,
+			ms->alias_failures,
 			mm->cfg.mig.lazy_writable ? "lazy" : "eager");
 	}
 	fprintf(f, "  vCPUs              %u (accel %s), %" PRIu64 " exits, %" PRIu64 " hypercalls\n",
@@ -216,7 +231,25 @@ void vm_stats_print(struct vm *vm, enum run_stats_mode mode, FILE *f)
 		s2_size_format(json_object_get_uint64(json_object_object_get(v, "rss_anon_bytes")), a, sizeof(a)),
 		s2_size_format(json_object_get_uint64(json_object_object_get(v, "rss_file_bytes")), b, sizeof(b)),
 		s2_size_format(json_object_get_uint64(json_object_object_get(v, "peak_rss_bytes")), c, sizeof(c)));
-	fflush(f);
 	json_object_put(o);
+}
+
+void vm_stats_print(struct vm *vm, enum run_stats_mode mode, FILE *f)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *m = open_memstream(&buf, &len);
+
+	if (!m)
+		return;
+	/* snapshot under the lock (SIGUSR1 may arrive while a migration runs), write after
+	 * it: a slow reader of @f must not hold up every vCPU's write fault */
+	pthread_mutex_lock(&vm->mm.lock);
+	stats_render(vm, mode, m);
 	pthread_mutex_unlock(&vm->mm.lock);
+	if (fclose(m) == 0) {
+		fwrite(buf, 1, len, f);
+		fflush(f);
+	}
+	free(buf);
 }

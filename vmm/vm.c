@@ -23,6 +23,15 @@
 #define MIB2 (2ull << 20)
 #define LOW_SIZE S2_IMAGE_MIN_GPA /* boot structures live in [0, 1 MiB) */
 
+/* The memory manager can no longer keep the alias and the map in agreement. */
+static void vm_mm_fatal(void *ctx, struct mm *mm)
+{
+	struct vm *vm = ctx;
+
+	fprintf(stderr, "s2vm: %s\n", mm->fatal_msg);
+	vm_stop(vm, VM_STOP_ERROR, 1);
+}
+
 /* Guest RAM: the memory manager places it on host node pools and maps it into one alias,
  * placed and exposed as the accelerator needs. */
 static int vm_ram_create(struct vm *vm, const struct mm_config *cfg, struct s2_err *e)
@@ -40,6 +49,8 @@ static int vm_ram_create(struct vm *vm, const struct mm_config *cfg, struct s2_e
 	r = vm->accel->mm_config(vm, &mc, e);
 	if (r)
 		return r;
+	mc.on_fatal = vm_mm_fatal;
+	mc.fatal_ctx = vm;
 	vm->mm_created = true;
 	r = mm_create(&vm->mm, &mc);
 	if (r)
@@ -301,23 +312,30 @@ static void vm_join_vcpus(struct vm *vm)
 	}
 }
 
+void vm_signals_block(sigset_t *set)
+{
+	sigemptyset(set);
+	sigaddset(set, SIGINT);
+	sigaddset(set, SIGTERM);
+	sigaddset(set, SIGUSR1);
+	pthread_sigmask(SIG_BLOCK, set, NULL);
+}
+
 int vm_run(struct vm *vm, void (*on_usr1)(struct vm *vm, void *arg), void *arg)
 {
 	sigset_t set;
 	int sfd, r;
 
-	sigemptyset(&set);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGUSR1);
-	pthread_sigmask(SIG_BLOCK, &set, NULL); /* inherited by vCPU threads */
-	sfd = signalfd(-1, &set, SFD_CLOEXEC);
+	vm_signals_block(&set); /* inherited by vCPU threads */
+	/* non-blocking: a readable signalfd whose signal another thread took must not
+	 * leave this loop stuck in read() */
+	sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
 
 	for (unsigned i = 0; i < vm->nr_vcpus; i++) {
 		r = vcpu_start(&vm->vcpus[i]);
 		if (r) {
 			fprintf(stderr, "s2vm: cannot start vCPU %u thread: %s\n", i, strerror(-r));
-			vm_stop(vm, VM_STOP_ERROR, 1);
+			vm_stop(vm, VM_STOP_ERROR, 2); /* a setup error */
 			break;
 		}
 	}

@@ -5,6 +5,7 @@
 #define S2VM_VM_H
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -117,10 +118,15 @@ int vm_mmio_register(struct vm *vm, gpa_t gpa, uint64_t len, const struct vm_mmi
 /* Serve an MMIO access from a vCPU. Returns 0, or -ENODEV when no device is there. */
 int vm_mmio_access(struct vm *vm, gpa_t gpa, unsigned len, bool write, uint64_t *data);
 
+/* Block SIGINT, SIGTERM and SIGUSR1 in the calling thread (and so in every thread it
+ * creates afterwards): vm_run() takes them from a signalfd. Fills @set with them. Call it
+ * before creating any thread that must not receive them (the churn thread). */
+void vm_signals_block(sigset_t *set);
+
 /*
  * Start all vCPU threads and wait until the guest exits, crashes or a SIGINT/SIGTERM
- * arrives (both must be blocked in the caller). SIGUSR1 calls @on_usr1 if set.
- * Returns the process exit code.
+ * arrives; blocks those (vm_signals_block()) and takes them from a signalfd. SIGUSR1
+ * calls @on_usr1 if set. Returns the process exit code.
  */
 int vm_run(struct vm *vm, void (*on_usr1)(struct vm *vm, void *arg), void *arg);
 

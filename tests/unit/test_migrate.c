@@ -108,7 +108,7 @@ static void env_init(struct env *e, bool defer, bool lazy, uint64_t cap_frames)
 					.cap_frames = cap_frames, .batch_frames = 1024 } };
 
 	memset(e, 0, sizeof(*e));
-	e->rng = 0x1234567;
+	e->rng = unit_seed(0x1234567);
 	e->write_pct = 10;
 	c.nodes[0] = (struct mm_guest_node){ .id = 0, .size = 32 * MIB, .host = 0 };
 	c.nr_caps = 3;

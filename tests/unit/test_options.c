@@ -166,7 +166,7 @@ static void test_numa_opts(void)
 {
 	struct run_opts o;
 	struct s2_err e = { "" };
-	const char *w[] = { "k.elf", "--mem", "1G", "--numa", "guest=1,size=512M,host=3,policy=preferred,hosts=0:2",
+	const char *w[] = { "k.elf", "--mem", "768M", "--numa", "guest=1,size=512M,host=3,policy=preferred,hosts=0:2",
 			    "--numa", "guest=0,size=256M,policy=interleave,hosts=0-2",
 			    "--pool", "3=1G", NULL };
 
@@ -212,14 +212,276 @@ static void test_numa_opt_errors(void)
 	expect_error(noid, "needs guest=ID");
 	expect_error(bigid, "not a guest node ID");
 	expect_error(kv, "is not KEY=VALUE");
-	expect_error(badlist, "bad range");
+	expect_error(badlist, "reversed range 2-1");
 	expect_error(badpool, "expected NODE=SIZE");
 	expect_error(smallpool, "at least 2 MiB");
+}
+
+/* Each word list must be refused with a message containing its needle. */
+struct bad_case {
+	const char *w[24]; /* NULL-terminated */
+	const char *needle;
+};
+
+static void expect_errors(const struct bad_case *c, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		expect_error((const char **)c[i].w, c[i].needle);
+}
+
+#define EXPECT_ERRORS(cases) expect_errors(cases, sizeof(cases) / sizeof(cases[0]))
+
+static void test_numa_strict(void)
+{
+	static const struct bad_case cases[] = {
+		/* each key at most once; a repeated guest= is a repeated key, not a bad ID */
+		{ { "k", "--numa", "guest=0,size=32M,size=64M,host=0" },
+		  "key 'size' given more than once" },
+		{ { "k", "--numa", "guest=0,guest=9,size=2M,host=0" },
+		  "key 'guest' given more than once" },
+		{ { "k", "--numa", "guest=0,size=2M,host=0,host=1" }, "key 'host' given more than once" },
+		{ { "k", "--numa", "guest=0,size=2M,host=0,policy=bind,policy=bind" },
+		  "key 'policy' given more than once" },
+		{ { "k", "--numa", "guest=0,size=2M,policy=interleave,hosts=0,hosts=1" },
+		  "key 'hosts' given more than once" },
+		/* no empty items */
+		{ { "k", "--numa", "guest=0,,size=2M,host=0" }, "empty item (',,')" },
+		{ { "k", "--numa", ",guest=0,size=2M,host=0" }, "empty item (leading ',')" },
+		{ { "k", "--numa", "guest=0,size=2M,host=0," }, "empty item (trailing ',')" },
+		{ { "k", "--numa", "" }, "--numa: empty value" },
+		/* options that do not apply to the policy */
+		{ { "k", "--numa", "guest=0,size=2M,host=0,policy=bind,hosts=1:2" },
+		  "hosts= does not apply to policy=bind (it is for policy=preferred or policy=interleave)" },
+		{ { "k", "--numa", "guest=0,size=2M,host=0,hosts=1:2" },
+		  "hosts= does not apply to policy=bind, the default" },
+		{ { "k", "--numa", "guest=0,size=2M,host=3,policy=interleave,hosts=0:1" },
+		  "host=3 is not in hosts=" },
+		/* node lists */
+		{ { "k", "--numa", "guest=0,size=2M,policy=interleave,hosts=0:" },
+		  "'hosts=0:': trailing ':'" },
+		{ { "k", "--numa", "guest=0,size=2M,policy=interleave,hosts=0:0:0:0" },
+		  "'hosts=0:0:0:0': host node 0 listed twice" },
+		{ { "k", "--numa", "guest=0,size=2M,policy=interleave,hosts=0-2:1" },
+		  "host node 1 listed twice" },
+		{ { "k", "--numa", "guest=0,size=2M,policy=interleave,hosts=5-2" },
+		  "'hosts=5-2': reversed range 5-2" },
+		{ { "k", "--numa", "guest=0,size=2M,policy=interleave,hosts=2-" },
+		  "'hosts=2-': expected the range's end node at ''" },
+		{ { "k", "--numa", "guest=0,size=2M,policy=interleave,hosts=:0" },
+		  "expected a host node number (a list is 0:1 or 0-2) at ':0'" },
+		{ { "k", "--numa", "guest=0,size=2M,policy=interleave,hosts=0::1" },
+		  "at ':1'" },
+		{ { "k", "--numa", "guest=0,size=2M,policy=interleave,hosts=0-1-2" },
+		  "unexpected '-2'" },
+		{ { "k", "--numa", "guest=0,size=2M,policy=interleave,hosts=64" },
+		  "host node 64 out of range (0..63)" },
+		{ { "k", "--numa", "guest=0,size=2M,policy=interleave,hosts=0-64" },
+		  "host node 64 out of range (0..63)" },
+		{ { "k", "--numa", "guest=0,size=2M,policy=interleave,hosts=99999999999999999999999" },
+		  "host node 99999999999999999999999 out of range (0..63)" },
+		{ { "k", "--numa", "guest=0,size=2M,policy=interleave,hosts=1-99999999999999999999999" },
+		  "host node 99999999999999999999999 out of range (0..63)" },
+		{ { "k", "--numa", "guest=99999999999999999999999,size=2M,host=0" },
+		  "not a guest node ID (0..7)" },
+		{ { "k", "--numa", "guest=0,size=2M,host=99999999999999999999999" },
+		  "not a host node (0..63)" },
+		{ { "k", "--numa", "guest=0,size=2M,policy=interleave,hosts=0-8" }, "more than 8 nodes" },
+		{ { "k", "--numa", "guest=0,size=2M,policy=interleave,hosts=" }, "hosts= is empty" },
+		/* sizes: each checked, and their sum too, before it can wrap */
+		{ { "k", "--numa", "guest=0,size=16777216T,host=0" }, "size too large" },
+		{ { "k", "--mem", "2M", "--numa", "guest=0,size=8388608T,host=0", "--numa",
+		    "guest=1,size=9223372036856872960B,host=0" },
+		  "guest node sizes add up to more than 2^64 bytes" },
+		{ { "k", "--mem", "64M", "--numa", "guest=0,size=32M,host=0" },
+		  "guest node sizes add up to 32 MiB but --mem is 64 MiB" },
+		{ { "k", "--numa", "guest=0,size=64M,host=0", "--mem", "32M" },
+		  "guest node sizes add up to 64 MiB but --mem is 32 MiB" },
+	};
+
+	EXPECT_ERRORS(cases);
+}
+
+/* What the strict --numa parser still accepts. */
+static void test_numa_accepted(void)
+{
+	struct mm_guest_node n;
+	struct s2_err e = { "" };
+	struct run_opts o;
+	const char *w[] = { "k", "--mem", "64M", "--numa", "guest=1,size=32M,host=1",
+			    "--numa", "guest=0,size=32M,host=2,policy=interleave,hosts=0-1:2", NULL };
+
+	CU_ASSERT_EQUAL(numa_opt_parse("guest=0,size=2M,host=1,policy=preferred,hosts=0-3", &n, &e), 0);
+	CU_ASSERT_EQUAL(n.nr_hosts, 4); /* preferred may list its own node: it is skipped */
+	CU_ASSERT_EQUAL(numa_opt_parse("policy=interleave,hosts=7:3,size=4M,guest=7", &n, &e), 0);
+	CU_ASSERT_EQUAL(n.id, 7);
+	CU_ASSERT_EQUAL(n.host, 7); /* the first of hosts= */
+	CU_ASSERT_EQUAL(n.hosts[1], 3);
+	CU_ASSERT_EQUAL(numa_opt_parse("guest=00,size=2M,host=063", &n, &e), 0); /* leading zeros */
+	CU_ASSERT_EQUAL(n.host, 63);
+	CU_ASSERT_EQUAL(numa_opt_parse("guest=0,guest=0,size=2M,host=0", &n, &e), -EINVAL);
+	CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "key 'guest' given more than once"));
+
+	CU_ASSERT_EQUAL_FATAL(parse(&o, &e, w), RUN_OPTS_OK);
+	CU_ASSERT_EQUAL(o.numa[0].host, 2);
+	CU_ASSERT_EQUAL(o.numa[0].nr_hosts, 3);
+	run_opts_free(&o);
+}
+
+static void test_pool_strict(void)
+{
+	static const struct bad_case cases[] = {
+		{ { "k", "--pool", "1=512M", "--pool", "1=256M" },
+		  "--pool 1=256M: host node 1's pool is capped more than once" },
+		{ { "k", "--pool", "1=3M" }, "--pool 1=3M: size must be a multiple of 2 MiB" },
+		{ { "k", "--pool", "1=1025M" }, "size must be a multiple of 2 MiB" },
+		{ { "k", "--pool", "1=0" }, "size must be at least 2 MiB" },
+		{ { "k", "--pool", "0=32T" },
+		  "--pool 0=32T: at most 1 TiB per host node" },
+		{ { "k", "--pool", "0=1099513724928B" }, "at most 1 TiB per host node" },
+		{ { "k", "--pool", "0=99999999999T" }, "at most 1 TiB per host node" },
+		{ { "k", "--pool", "1=lots" }, "--pool 1=lots: 'lots' is not a size" },
+		{ { "k", "--pool", "1=" }, "--pool 1=: SIZE is missing after '='" },
+		{ { "k", "--pool", "64=1G" }, "--pool 64=1G: host node 64 out of range (0..63)" },
+		{ { "k", "--pool", "99999999999999999999999=1G" },
+		  "host node 99999999999999999999999 out of range (0..63)" },
+		{ { "k", "--pool", "=1G" }, "expected NODE=SIZE" },
+		{ { "k", "--pool", "1" }, "--pool 1: expected NODE=SIZE" },
+		{ { "k", "--pool", "0=2M", "--pool", "1=2M", "--pool", "2=2M", "--pool", "3=2M",
+		    "--pool", "4=2M", "--pool", "5=2M", "--pool", "6=2M", "--pool", "7=2M",
+		    "--pool", "8=2M" },
+		  "--pool: at most 8" },
+	};
+	struct run_opts o;
+	struct s2_err e = { "" };
+	const char *w[] = { "k", "--pool", "0=1T", "--pool", "1=2M", NULL };
+
+	EXPECT_ERRORS(cases);
+	CU_ASSERT_EQUAL_FATAL(parse(&o, &e, w), RUN_OPTS_OK); /* exactly the limit fits */
+	CU_ASSERT_EQUAL(o.nr_pools, 2);
+	CU_ASSERT_EQUAL(o.pools[0].bytes, 1ull << 40);
+	CU_ASSERT_EQUAL(o.pools[1].bytes, 2ull << 20);
+	run_opts_free(&o);
+}
+
+/* Every number, alone or inside --numa, --pool and --churn: digits only. */
+static void test_numbers_plain(void)
+{
+	static const char *const sign = "no '+' or '-' sign allowed";
+	static const char *const blank = "blanks are not allowed";
+	static const struct bad_case cases[] = {
+		{ { "k", "--mem", "+128M" }, "--mem +128M: not a size (try 128M, 2G or 512MiB) (no '+'" },
+		{ { "k", "--mem", "-0" }, "--mem -0: not a size" },
+		{ { "k", "--mem", " 128M" }, "--mem ' 128M': blanks are not allowed" },
+		{ { "k", "--mem", "128M " }, "--mem '128M ': blanks are not allowed" },
+		{ { "k", "--vcpus", "+1" }, "--vcpus +1: not a number (no '+'" },
+		{ { "k", "--vcpus", "-0" }, "--vcpus -0: not a number (no '+'" },
+		{ { "k", "--vcpus", " 1" }, "--vcpus ' 1': blanks" },
+		{ { "k", "--vcpus", "1 " }, "--vcpus '1 ': blanks" },
+		{ { "k", "--vcpus", "99999999999999999999999" }, "too many vCPUs" },
+		{ { "k", "--numa", "guest=+0,size=2M,host=0" }, "--numa guest=+0: not a guest node ID" },
+		{ { "k", "--numa", "guest=-0,size=2M,host=0" }, "--numa guest=-0: not a guest node ID" },
+		{ { "k", "--numa", "guest= 0,size=2M,host=0" }, "--numa 'guest= 0,size=2M,host=0': blanks" },
+		{ { "k", "--numa", "guest=0 ,size=2M,host=0" }, blank },
+		{ { "k", "--numa", "guest=0,size=+2M,host=0" }, "--numa size=+2M: not a size (no '+'" },
+		{ { "k", "--numa", "guest=0,size=-0,host=0" }, "--numa size=-0: not a size (no '+'" },
+		{ { "k", "--numa", "guest=0,size= 2M,host=0" }, blank },
+		{ { "k", "--numa", "guest=0,size=2M ,host=0" }, blank },
+		{ { "k", "--numa", "guest=0,size=2M,host=+1" }, "--numa host=+1: not a host node (0..63) (no '+'" },
+		{ { "k", "--numa", "guest=0,size=2M,host=-0" }, "--numa host=-0: not a host node" },
+		{ { "k", "--numa", "guest=0,size=2M,host= 1" }, blank },
+		{ { "k", "--numa", "guest=0,size=2M,host=1 " }, blank },
+		{ { "k", "--numa", "guest=0,size=2M,policy=interleave,hosts=+1" },
+		  "expected a host node number (a list is 0:1 or 0-2) at '+1' (no '+'" },
+		{ { "k", "--numa", "guest=0,size=2M,policy=interleave,hosts=-0" }, sign },
+		{ { "k", "--numa", "guest=0,size=2M,policy=interleave,hosts=0-+1" },
+		  "expected the range's end node at '+1' (no '+'" },
+		{ { "k", "--numa", "guest=0,size=2M,policy=interleave,hosts=0:-1" }, sign },
+		{ { "k", "--numa", "guest=0,size=2M,policy=interleave,hosts= 1" }, blank },
+		{ { "k", "--numa", "guest=0,size=2M,policy=interleave,hosts=0: 1" }, blank },
+		{ { "k", "--numa", "guest=0,size=2M,policy=interleave,hosts=1 " }, blank },
+		{ { "k", "--pool", "+1=2M" }, "--pool +1=2M: expected NODE=SIZE, e.g. 1=512M (no '+'" },
+		{ { "k", "--pool", "-0=2M" }, sign },
+		{ { "k", "--pool", " 1=2M" }, "--pool ' 1=2M': blanks are not allowed" },
+		{ { "k", "--pool", "1 =2M" }, blank },
+		{ { "k", "--pool", "1=+2M" }, "--pool 1=+2M: '+2M' is not a size (no '+'" },
+		{ { "k", "--pool", "1=-0" }, sign },
+		{ { "k", "--pool", "1= 2M" }, blank },
+		{ { "k", "--pool", "1=2M " }, blank },
+		{ { "k", "--churn", "+1" }, "--churn +1: expected MS[,SIZE] with MS in 1..3600000 (no '+'" },
+		{ { "k", "--churn", "-0" }, sign },
+		{ { "k", "--churn", " 1" }, "--churn ' 1': blanks are not allowed" },
+		{ { "k", "--churn", "1 " }, blank },
+		{ { "k", "--churn", "10,+2M" }, "--churn 10,+2M: SIZE '+2M' is not a size (no '+'" },
+		{ { "k", "--churn", "10,-0" }, sign },
+		{ { "k", "--churn", "10, 2M" }, blank },
+		{ { "k", "--churn", "10,2M " }, blank },
+	};
+
+	EXPECT_ERRORS(cases);
+}
+
+static void test_churn_strict(void)
+{
+	static const struct bad_case cases[] = {
+		{ { "k", "--churn", "10,1T" },
+		  "--churn 10,1T: SIZE is more than the guest's RAM (--mem 128 MiB)" },
+		/* --mem may come after --churn: checked once all options are in */
+		{ { "k", "--churn", "10,256M", "--mem", "128M" },
+		  "--churn 10,256M: SIZE is more than the guest's RAM (--mem 128 MiB)" },
+		{ { "k", "--churn", "10," }, "--churn 10,: SIZE is missing after ','" },
+		{ { "k", "--churn", "10,2M,4M" }, "SIZE '2M,4M' is not a size" },
+		{ { "k", "--churn", "10,16777216T" }, "--churn 10,16777216T: SIZE too large" },
+		{ { "k", "--churn", "10,3M" }, "SIZE must be a non-zero multiple of 2 MiB" },
+		{ { "k", "--churn", "0" }, "--churn 0: expected MS[,SIZE]" },
+		{ { "k", "--churn", "3600001" }, "with MS in 1..3600000" },
+		{ { "k", "--churn", "99999999999999999999999" }, "with MS in 1..3600000" },
+	};
+	struct run_opts o;
+	struct s2_err e = { "" };
+	const char *w[] = { "k", "--churn", "10,256M", "--mem", "256M", NULL };
+
+	EXPECT_ERRORS(cases);
+	CU_ASSERT_EQUAL_FATAL(parse(&o, &e, w), RUN_OPTS_OK); /* SIZE == --mem is allowed */
+	CU_ASSERT_EQUAL(o.churn_ms, 10);
+	CU_ASSERT_EQUAL(o.churn_bytes, 256ull << 20);
+	run_opts_free(&o);
+}
+
+static void test_opts_values(void)
+{
+	static const struct bad_case cases[] = {
+		{ { "k", "--help=1" }, "--help takes no value" },
+		{ { "k", "--version=yes" }, "--version takes no value" },
+		{ { "k", "--hel=1" }, "--help takes no value" }, /* abbreviated */
+		{ { "k", "--mem=" }, "--mem: empty value" },
+		{ { "k", "--mem", "" }, "--mem: empty value" },
+		{ { "k", "-m", "" }, "--mem: empty value" },
+		{ { "k", "--vcpus=" }, "--vcpus: empty value" },
+		{ { "k", "--pool=" }, "--pool: empty value" },
+		{ { "k", "--churn=" }, "--churn: empty value" },
+		{ { "k", "--accel=" }, "--accel: empty value" },
+		{ { "k", "--stats=" }, "--stats: empty value" },
+		{ { "k", "--stats=xml" }, "--stats=xml: unknown format (text or json)" },
+		{ { "k", "--accel", " kvm" }, "--accel ' kvm': blanks are not allowed" },
+		{ { "k", "--migrate-writable" }, "option --migrate-writable needs a value" },
+		{ { "k", "-c" }, "option --vcpus needs a value" },
+		{ { "k", "--frobnicate=3" }, "unknown option --frobnicate" },
+		{ { "k", "--m", "64M" }, "option --m is ambiguous (--mem or --migrate-writable)" },
+		{ { "k", "-z" }, "unknown option -z" },
+		{ { "k", "-cz" }, "--vcpus z: not a number" },
+	};
+
+	EXPECT_ERRORS(cases);
 }
 
 static CU_TestInfo tests[] = {
 	{ "--numa and --pool", test_numa_opts },
 	{ "--numa errors", test_numa_opt_errors },
+	{ "--numa strict", test_numa_strict },
+	{ "--numa accepted", test_numa_accepted },
+	{ "--pool strict", test_pool_strict },
+	{ "--churn strict", test_churn_strict },
+	{ "numbers: no sign, no blanks", test_numbers_plain },
 	{ "size units", test_size_units },
 	{ "size malformed", test_size_malformed },
 	{ "size overflow", test_size_overflow },
@@ -228,6 +490,7 @@ static CU_TestInfo tests[] = {
 	{ "run all options", test_opts_full },
 	{ "run help/version", test_opts_help_version },
 	{ "run errors", test_opts_errors },
+	{ "run option values", test_opts_values },
 	CU_TEST_INFO_NULL,
 };
 

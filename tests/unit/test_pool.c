@@ -174,7 +174,7 @@ static void test_frame_table(void)
 	CU_ASSERT_EQUAL(frame_table_bytes(&t), (64 << 20) / 4096 * 16);
 	CU_ASSERT_PTR_NULL(frame_lookup(&t, 0, &pfn)); /* absent */
 	/* 4 MiB from pool 2 frame 1024: two huge frames */
-	frame_table_set(&t, 2 << 20, 4 << 20, 2, 1024);
+	CU_ASSERT_EQUAL(frame_table_set(&t, 2 << 20, 4 << 20, 2, 1024), 0);
 	f = frame_lookup(&t, (2 << 20) + 5 * 4096, &pfn);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(f);
 	CU_ASSERT_EQUAL(f->pool, 2);
@@ -186,16 +186,38 @@ static void test_frame_table(void)
 	f = frame_lookup(&t, (4 << 20) + 300 * 4096, &pfn);
 	CU_ASSERT_EQUAL(pfn, 1024 + 512 + 300);
 	/* unaligned backing: plain 4 KiB records */
-	frame_table_set(&t, 8 << 20, 3 * 4096, 1, 77);
+	CU_ASSERT_EQUAL(frame_table_set(&t, 8 << 20, 3 * 4096, 1, 77), 0);
 	f = frame_lookup(&t, (8 << 20) + 2 * 4096, &pfn);
 	CU_ASSERT_EQUAL(pfn, 79);
 	CU_ASSERT_FALSE(f->flags & FRAME_HUGE_HEAD);
 	/* re-backing a huge frame with 4 KiB frames and back again keeps lookups right */
-	frame_table_set(&t, 2 << 20, 4096, 3, 9);
+	CU_ASSERT_EQUAL(frame_table_set(&t, 2 << 20, 4096, 3, 9), 0);
 	f = frame_lookup(&t, 2 << 20, &pfn);
 	CU_ASSERT_EQUAL(f->pool, 3);
 	CU_ASSERT_EQUAL(pfn, 9);
-	frame_table_set(&t, 2 << 20, 2 << 20, 2, 1024);
+	/* ... and the rest of that huge frame still names its own frames */
+	for (uint64_t k = 1; k < 512; k++) {
+		f = frame_lookup(&t, (2 << 20) + k * 4096, &pfn);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+		CU_ASSERT_EQUAL(f->pool, 2);
+		CU_ASSERT_EQUAL(pfn, 1024 + k);
+	}
+	/* the last page of the second huge frame, then a run straddling both */
+	CU_ASSERT_EQUAL(frame_table_set(&t, (6 << 20) - 4096, 4096, 4, 5), 0);
+	f = frame_lookup(&t, (6 << 20) - 8192, &pfn);
+	CU_ASSERT_EQUAL(f->pool, 2);
+	CU_ASSERT_EQUAL(pfn, 1024 + 1022);
+	CU_ASSERT_EQUAL(frame_table_set(&t, (4 << 20) - 8192, 4 * 4096, 5, 100), 0);
+	f = frame_lookup(&t, (4 << 20) - 12288, &pfn);
+	CU_ASSERT_EQUAL(f->pool, 2);
+	CU_ASSERT_EQUAL(pfn, 1024 + 509);
+	f = frame_lookup(&t, (4 << 20) + 4096, &pfn);
+	CU_ASSERT_EQUAL(f->pool, 5);
+	CU_ASSERT_EQUAL(pfn, 103);
+	f = frame_lookup(&t, (4 << 20) + 2 * 4096, &pfn);
+	CU_ASSERT_EQUAL(f->pool, 2);
+	CU_ASSERT_EQUAL(pfn, 1024 + 512 + 2);
+	CU_ASSERT_EQUAL(frame_table_set(&t, 2 << 20, 2 << 20, 2, 1024), 0);
 	f = frame_lookup(&t, (2 << 20) + 4096, &pfn);
 	CU_ASSERT_EQUAL(f->pool, 2);
 	CU_ASSERT_EQUAL(pfn, 1025);
@@ -209,7 +231,7 @@ static void test_frame_table_zero_tails(void)
 	struct frame_table t;
 
 	CU_ASSERT_EQUAL_FATAL(frame_table_init(&t, 1ull << 30), 0);
-	frame_table_set(&t, 0, 1ull << 30, 0, 0);
+	CU_ASSERT_EQUAL(frame_table_set(&t, 0, 1ull << 30, 0, 0), 0);
 	CU_ASSERT_EQUAL(frame_table_bytes(&t), 4 << 20);
 	CU_ASSERT_EQUAL(frame_table_resident_bytes(&t), 2 << 20);
 	frame_table_destroy(&t);

@@ -390,9 +390,7 @@ static void random_ops(const struct s2_format *f, unsigned bbm_level, uint64_t s
 
 static uint64_t seed(void)
 {
-	const char *s = getenv("S2VM_SEED");
-
-	return s ? strtoull(s, NULL, 0) : 0x5eed5eed12345ull;
+	return unit_seed(0x5eed5eed12345ull);
 }
 
 static void test_random_ept(void)

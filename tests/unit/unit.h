@@ -8,6 +8,21 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+/* The seed of a randomized suite: $S2VM_SEED if set, else @fallback. Printed once so a
+ * failure can be replayed with S2VM_SEED=... */
+static inline unsigned long long unit_seed(unsigned long long fallback)
+{
+	const char *s = getenv("S2VM_SEED");
+	unsigned long long v = s && *s ? strtoull(s, NULL, 0) : fallback;
+	static int said;
+
+	if (!said++)
+		fprintf(stderr, "seed: S2VM_SEED=%#llx\n", v);
+	if (!v)
+		v = fallback; /* xorshift generators need a non-zero state */
+	return v;
+}
+
 static inline int unit_run(const char *name, CU_TestInfo *tests)
 {
 	CU_SuiteInfo suites[] = {

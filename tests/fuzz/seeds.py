@@ -1,0 +1,172 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""Write the seed corpus of one fuzz target into a build directory.
+
+  seeds.py elf OUTDIR STAMP IMAGES_DIR   the guestos images built in IMAGES_DIR (*.elf),
+                                         plus small hand-made images
+  seeds.py options OUTDIR STAMP CASES    every s2vm run command line in
+                                         tests/integration/cases.cfg, one word per line,
+                                         plus the hostile option sets of issue 10
+  seeds.py decode OUTDIR STAMP           every instruction form the x86 decoder knows,
+                                         and near misses
+
+OUTDIR is emptied first, so seeds of removed cases do not linger; STAMP is touched last
+for meson. Nothing is written into the source tree.
+"""
+import configparser
+import os
+import shlex
+import shutil
+import struct
+import sys
+
+# <elf.h> and s2vm/bootinfo.h
+PT_LOAD, PT_NOTE, PT_GNU_STACK = 1, 4, 0x6474E551
+PF_X, PF_W, PF_R = 1, 2, 4
+ET_EXEC, EM_X86_64 = 2, 62
+EHDR, PHDR = "<16sHHIQQQIHHHHHH", "<IIQQQQQQ"
+S2_NOTE_NAME, S2_NOTE_USER_ENTRY = b"s2vm\0", 1
+MIB = 1 << 20
+
+
+def pad4(b):
+    return b + b"\0" * (-len(b) % 4)
+
+
+def note(name, ntype, desc):
+    return struct.pack("<III", len(name), len(desc), ntype) + pad4(name) + pad4(desc)
+
+
+def elf(entry, segs):
+    """An ELF64 x86-64 executable: segs are (type, flags, gpa, file bytes, memsz)."""
+    off = struct.calcsize(EHDR) + len(segs) * struct.calcsize(PHDR)
+    phdrs, body = b"", b""
+    for ptype, flags, gpa, data, memsz in segs:
+        at = off + len(body)
+        phdrs += struct.pack(PHDR, ptype, flags, at if data else 0, gpa, gpa, len(data),
+                             memsz, 8)
+        body += data + b"\0" * (-len(data) % 8)
+    ident = b"\x7fELF" + bytes([2, 1, 1]) + b"\0" * 9
+    ehdr = struct.pack(EHDR, ident, ET_EXEC, EM_X86_64, 1, entry, struct.calcsize(EHDR), 0, 0,
+                       struct.calcsize(EHDR), struct.calcsize(PHDR), len(segs), 0, 0, 0)
+    return ehdr + phdrs + body
+
+
+def elf_seeds():
+    text = b"\xf4" * 32  # hlt
+    rx, rw, r = PF_R | PF_X, PF_R | PF_W, PF_R
+    user = note(S2_NOTE_NAME, S2_NOTE_USER_ENTRY, struct.pack("<Q", MIB + 16))
+    other = note(b"GNU\0", 3, b"\x01\x02\x03\x04")
+    return {
+        "min.elf": elf(MIB, [(PT_LOAD, rx, MIB, text, len(text))]),
+        "bss.elf": elf(MIB, [(PT_LOAD, rx, MIB, text, 0x1000),
+                             (PT_LOAD, rw, MIB + 0x1000, b"\x5a" * 8, 0x3000),
+                             (PT_GNU_STACK, rw, 0, b"", 0)]),
+        "note.elf": elf(MIB, [(PT_LOAD, rx, MIB, text, 0x1000),
+                              (PT_LOAD, r, MIB + 0x1000, other + user, 0x1000),
+                              (PT_NOTE, r, MIB + 0x1000, other + user, len(other + user))]),
+        "bss-only.elf": elf(MIB + 0x2000, [(PT_LOAD, rw, MIB, b"", 0x2000),
+                                          (PT_LOAD, rx, MIB + 0x2000, text, 0x1000)]),
+        "ram-end.elf": elf(MIB, [(PT_LOAD, rx, MIB, text, 0x1000),
+                                 (PT_LOAD, rw, 16 * MIB - 0x1000, b"\x11" * 16, 0x1000)]),
+        "max-segs.elf": elf(MIB, [(PT_LOAD, rx if i == 0 else rw, MIB + i * 0x1000,
+                                   bytes([i]) * 8, 0x1000) for i in range(16)]),
+    }
+
+
+def case_command_lines(path):
+    """Yield (name, words): the `s2vm run` arguments each case in cases.cfg uses."""
+    cfg = configparser.ConfigParser(interpolation=None)
+    cfg.read(path)
+    for name in cfg.sections():
+        c = cfg[name]
+        opts = " ".join(c.get("opts", "").split("\n"))
+        args = ["--"] + shlex.split(c["args"]) if "args" in c else []
+        base = [c.get("image", "hello.elf")] + shlex.split(opts)
+        yield name, base + args
+        for accel in ("proc", "kvm"):  # the runner appends opts.ACCEL and --accel ACCEL
+            if "opts." + accel in c:
+                extra = shlex.split(" ".join(c["opts." + accel].split("\n")))
+                yield f"{name}.{accel}", base + extra + ["--accel", accel] + args
+
+
+# Option sets s2vm once accepted or misreported (issue 10), and the edges of sizes.
+HOSTILE = {
+    "numa-sum-wraps": "--mem 2M --numa guest=0,size=8388608T,host=0 "
+                      "--numa guest=1,size=9223372036856872960B,host=0 hello.elf",
+    "pool-twice": "--pool 1=512M --pool 1=256M hello.elf",
+    "pool-odd": "--pool 1=3M hello.elf",
+    "pool-huge": "--pool 0=32T hello.elf",
+    "bind-hosts": "--numa guest=0,size=128M,host=0,policy=bind,hosts=1:2 hello.elf",
+    "hosts-trailing": "--numa guest=0,size=128M,policy=interleave,hosts=0: hello.elf",
+    "hosts-reversed": "--numa guest=0,size=128M,policy=interleave,hosts=5-2 hello.elf",
+    "hosts-many": "--numa guest=0,size=128M,policy=interleave,hosts=0-63 hello.elf",
+    "numa-empty-item": "--numa guest=0,,size=128M,host=0 hello.elf",
+    "numa-repeat-key": "--numa guest=0,size=64M,size=128M,host=0 hello.elf",
+    "churn-large": "--mem 128M --churn 10,1T hello.elf",
+    "help-value": "--help=1",
+    "signs": "--mem +0 --vcpus -0 hello.elf",
+    "sizes": "18446744073709551615B 17179869184G 16384P 2MiB 2mb 0 1KiB 9999999999999999999999",
+    "guest-args": "--mem 64M -- --mem 2M -- x",
+}
+
+
+def options_seeds(cases):
+    seeds = {}
+    for name, words in case_command_lines(cases):
+        seeds[f"case-{name}"] = words
+    for name, line in HOSTILE.items():
+        seeds[f"hostile-{name}"] = line.split()
+    seeds["blank-words"] = ["", " 64M", "--mem", " 64M", "hello.elf", ""]
+    return {name: "\n".join(words).encode() + b"\n" for name, words in seeds.items()}
+
+
+def decode_seeds():
+    forms = {
+        # port I/O: imm8 and DX forms, 8/32 bits and 16 bits with 66
+        "in-al-imm": "e4 80", "in-eax-imm": "e5 80", "out-imm-al": "e6 e9",
+        "out-imm-eax": "e7 e9", "in-al-dx": "ec", "in-eax-dx": "ed", "out-dx-al": "ee",
+        "out-dx-eax": "ef", "in-ax-dx": "66 ed", "out-dx-ax": "66 ef", "in-ax-imm": "66 e5 80",
+        # guestos/lib/mmio.S
+        "movzbl": "0f b6 07", "movzwl": "0f b7 07", "movl-load": "8b 07",
+        "movq-load": "48 8b 07", "movb-store": "40 88 37", "movw-store": "66 89 37",
+        "movl-store": "89 37", "movq-store": "48 89 37",
+        # near misses: truncated, string I/O, other prefixes and addressing
+        "imm-truncated": "e6", "prefix-only": "66", "outsb": "6e", "rep-outsb": "f3 6e",
+        "two-66": "66 66 ef", "movl-rsi": "8b 06", "movq-truncated": "48 8b",
+    }
+    return {name: bytes.fromhex(hexbytes) for name, hexbytes in forms.items()}
+
+
+def main():
+    if len(sys.argv) < 4:
+        sys.exit(__doc__)
+    kind, outdir, stamp = sys.argv[1:4]
+    if kind == "elf" and len(sys.argv) == 5:
+        seeds = elf_seeds()
+        images = sorted(f for f in os.listdir(sys.argv[4]) if f.endswith(".elf")) \
+            if os.path.isdir(sys.argv[4]) else []
+        if not images:
+            print(f"seeds.py: warning: no guest images in {sys.argv[4]}: fuzz-elf starts "
+                  f"from the hand-made seeds only (build them: tools/dev build)",
+                  file=sys.stderr)
+        for f in images:
+            with open(os.path.join(sys.argv[4], f), "rb") as img:
+                seeds["guestos-" + f] = img.read()
+    elif kind == "options" and len(sys.argv) == 5:
+        seeds = options_seeds(sys.argv[4])
+    elif kind == "decode" and len(sys.argv) == 4:
+        seeds = decode_seeds()
+    else:
+        sys.exit(__doc__)
+    shutil.rmtree(outdir, ignore_errors=True)
+    os.makedirs(outdir)
+    for name, data in seeds.items():
+        with open(os.path.join(outdir, name), "wb") as f:
+            f.write(data)
+    with open(stamp, "w") as f:
+        f.write(f"{len(seeds)} seeds\n")
+
+
+if __name__ == "__main__":
+    main()
