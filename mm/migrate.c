@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -550,6 +551,8 @@ int mm_migrate(struct mm *mm, const struct mig_range *ranges, size_t n, unsigned
 		r = target;
 		goto out;
 	}
+	/* Every piece can split an alias mapping in three: keep the process's mappings
+	 * under the budget, counting them again only when the estimate gets close. */
 	while (!cursor_done(&cur) && !r) {
 		size_t np;
 
@@ -558,6 +561,32 @@ int mm_migrate(struct mm *mm, const struct mig_range *ranges, size_t n, unsigned
 			pthread_mutex_unlock(&mm->lock);
 			r = -EIO;
 			break;
+		}
+		if (mm->maps_est && mm->maps_est + 2 * max_pieces > mm->map_budget) {
+			uint64_t maps = mm_process_mappings();
+
+			mm->maps_est = maps ? maps : mm->maps_est;
+			if (maps && maps + 2 * max_pieces > mm->map_budget) {
+				snprintf(mm->err, sizeof(mm->err),
+					 "migration stopped: the process holds %llu mappings and a "
+					 "batch may add %llu, past the budget of %llu (3/4 of "
+					 "vm.max_map_count); move larger runs, or raise "
+					 "vm.max_map_count",
+					 (unsigned long long)maps, 2ull * max_pieces,
+					 (unsigned long long)mm->map_budget);
+				mm->mig.map_budget_stops++;
+				for (size_t j = cur.k; j < cur.n; j++) {
+					gpa_t from = j == cur.k ? cur.g : req[j].gpa;
+					uint64_t left = count_left(mm, from, req[j].gpa + req[j].len,
+								   (unsigned)target);
+
+					res->aborted += left;
+					mm->mig.aborted_pages += left;
+				}
+				pthread_mutex_unlock(&mm->lock);
+				r = -ENOSPC;
+				break;
+			}
 		}
 		np = collect(mm, &cur, (unsigned)target, v, max_pieces, mm->cfg.mig.batch_frames,
 			     res, &exhausted);
@@ -568,8 +597,11 @@ int mm_migrate(struct mm *mm, const struct mig_range *ranges, size_t n, unsigned
 			np = collect(mm, &cur, (unsigned)target, v, max_pieces,
 				     mm->cfg.mig.batch_frames, res, &exhausted);
 		}
-		if (np)
+		if (np) {
 			r = migrate_batch(mm, (unsigned)target, v, np, res);
+			if (mm->maps_est)
+				mm->maps_est += 2 * np;
+		}
 		if (exhausted) {
 			uint64_t left = 0;
 
@@ -697,6 +729,8 @@ static int make_writable(struct mm *mm, gpa_t gpa, uint64_t len, unsigned perm)
 		return -EAGAIN;
 	}
 	mm->wfix_failures = 0;
+	if (mm->maps_est)
+		mm->maps_est += 2;
 	if (!pages)
 		return -EFAULT;
 	publish_if_clean(mm);

@@ -30,8 +30,11 @@ struct mig_result {
  * pool, creating it if needed. Takes mm->lock per batch; vCPUs that write to pages of a
  * batch wait for it. If the target pool runs out, the rest is left where it is, readable
  * and writable with its data, and counted in @res->aborted.
- * Returns 0 (also with aborted pages), -EINVAL (range outside RAM) or -errno from the
- * pool or copy hook (the current batch is rolled back to its old frames).
+ * Returns 0 (also with aborted pages), -EINVAL (range outside RAM), -ENOSPC (the alias
+ * would need more mappings than mm->map_budget: stopped before, the rest counted as
+ * aborted, mm->err says so), -EIO (mm_fatal() happened), or -errno from the pool, the
+ * copy hook or an alias call (the current batch, or the part the alias refused, is
+ * rolled back to its old frames and counted as aborted).
  */
 int mm_migrate(struct mm *mm, const struct mig_range *ranges, size_t n, unsigned node,
 	       struct mig_result *res) __attribute__((warn_unused_result));

@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: MIT
 #include <errno.h>
+#include <unistd.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -445,6 +447,37 @@ static int place_node(struct mm *mm, struct mm_guest_node *n)
 		      n->policy == MM_POLICY_PREFERRED ? " and the fallback nodes are full" : "");
 }
 
+uint64_t mm_process_mappings(void)
+{
+	char buf[65536];
+	uint64_t lines = 0;
+	ssize_t n;
+	int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return 0;
+	while ((n = read(fd, buf, sizeof(buf))) > 0)
+		for (ssize_t i = 0; i < n; i++)
+			lines += buf[i] == '\n';
+	close(fd);
+	return lines;
+}
+
+/* 3/4 of vm.max_map_count (65530 if it cannot be read): the rest stays for the rest of
+ * the process (its libraries, heap arenas, thread stacks). */
+static uint64_t map_budget(void)
+{
+	unsigned long v = 65530;
+	FILE *f = fopen("/proc/sys/vm/max_map_count", "r");
+
+	if (f) {
+		if (fscanf(f, "%lu", &v) != 1)
+			v = 65530;
+		fclose(f);
+	}
+	return (uint64_t)v / 4 * 3;
+}
+
 int mm_create(struct mm *mm, const struct mm_config *cfg)
 {
 	struct s2_map_config mc = { 0 };
@@ -456,6 +489,7 @@ int mm_create(struct mm *mm, const struct mm_config *cfg)
 	memset(mm, 0, sizeof(*mm));
 	mm->cfg = *cfg;
 	mm->inject_state = cfg->inject.seed * 2 + 1; /* xorshift needs a non-zero state */
+	mm->map_budget = map_budget();
 	s2_batch_init(&mm->batch);
 	pthread_mutex_init(&mm->lock, NULL);
 	gen_init(&mm->gens, 1);
@@ -530,6 +564,7 @@ int mm_create(struct mm *mm, const struct mm_config *cfg)
 			return r;
 	}
 	r = mm_commit(mm, &mm->batch, 0); /* materialises the alias */
+	mm->maps_est = cfg->be ? 0 : mm_process_mappings();
 	if (r)
 		return MM_ERR(mm, r, "cannot map guest RAM into its alias: %s failed: %s",
 			      mm_host_call_names[mm->afail.call], strerror(-r));

@@ -120,8 +120,10 @@ struct mig_stats {
 	uint64_t fault_gpa_known; /* of those, faults whose GPA the host reported */
 	uint64_t lazy_fixups; /* pages made writable on first write */
 	uint64_t forced_flushes; /* cap or low pool forced flush-and-free */
-	uint64_t aborted_pages; /* not moved: the destination pool ran out, or the alias
-				 * could not be changed (rolled back to the old frames) */
+	uint64_t aborted_pages; /* not moved: the destination pool ran out, the alias could
+				 * not be changed (rolled back to the old frames), or the
+				 * mappings would have passed the budget */
+	uint64_t map_budget_stops; /* migrations stopped at the mapping budget */
 	uint64_t alias_failures; /* batches whose alias calls failed and were rolled back */
 	uint64_t held_frames; /* old frames kept, not freed: the deferred queue could not
 			       * grow and some holder had not passed their generation */
@@ -161,6 +163,9 @@ struct mm {
 	struct mm_alias_fail afail;
 	uint64_t inject_state; /* PRNG for cfg.inject, under lock */
 	uint64_t injected[MM_CALL_NR]; /* failures injected per call type */
+	uint64_t map_budget; /* mappings this process may hold: 3/4 of vm.max_map_count */
+	uint64_t maps_est; /* upper bound on its mappings now: counted, plus 2 per change
+			    * since (each can split a mapping in three); under lock */
 	bool fatal; /* map and alias may disagree: nothing more may be changed */
 	unsigned wfix_failures; /* write-fault fix-ups refused by the alias in a row */
 	char fatal_msg[400];
@@ -222,6 +227,10 @@ int mm_alias_resync(struct mm *mm, const struct mm_alias_fail *f) __attribute__(
 /* The map and the alias can no longer be made to agree: record why (@fmt) with the
  * failed call from mm->afail, stop all changes and tell the VMM. Caller holds mm->lock. */
 void mm_fatal(struct mm *mm, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* The number of mappings (VMAs) this process holds now, from /proc/self/maps; 0 if it
+ * cannot be read. */
+uint64_t mm_process_mappings(void);
 
 /* Should this host call fail now (fault injection)? Counts it. Caller holds mm->lock. */
 bool mm_inject_fail(struct mm *mm, enum mm_host_call c);

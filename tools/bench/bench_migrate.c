@@ -6,7 +6,8 @@
  *   memcpy       single-thread memcpy between two warm buffers: the limit
  *   2m_runs      N MiB mapped with 2 MiB blocks, one request
  *   4k_contig    N MiB of 4 KiB pages, requested page by page in GPA order
- *   4k_scattered every other 4 KiB page of N MiB
+ *   4k_scattered every other 4 KiB page of N MiB (at most 128 MiB: each moved page is
+ *                its own alias mapping, and vm.max_map_count bounds those)
  *   per_page     naive baseline on 4 KiB pages: protect, copy, remap one page at a time
  * Each case migrates node 0 -> 1 -> 0 first (so destination frames are warm, as a
  * node's free pages are), then times 0 -> 1. Reports GiB/s, ratio to memcpy, speedup
@@ -75,10 +76,18 @@ static int setup(struct mm *mm, uint64_t bytes, bool split)
 	return 0;
 }
 
-/* Requests for @k over [0, bytes): one range, or one per page (every page / every other). */
+/* Every other page of at most this much: each moved page is its own mapping in the
+ * alias, and the engine keeps the process under 3/4 of vm.max_map_count (65530). */
+#define SCATTERED_MAX (128ull << 20)
+
+/* Requests for @k over [0, bytes): one range, or one per page (every page / every other;
+ * scattered pages over at most SCATTERED_MAX). */
 static struct mig_range *requests(enum kind k, uint64_t bytes, size_t *n)
 {
 	uint64_t pages = bytes / 4096, step = k == K_4K_SCATTERED ? 2 : 1;
+
+	if (k == K_4K_SCATTERED && bytes > SCATTERED_MAX)
+		pages = SCATTERED_MAX / 4096;
 	struct mig_range *r;
 
 	if (k == K_2M) {
