@@ -957,6 +957,18 @@ static bool one_migration(struct env *e)
 	return true;
 }
 
+/* Close the VM, print the per-site summary and free the environment. */
+static void env_free(struct env *e)
+{
+	vm_close(e);
+	site_summary(e);
+	free(e->shadow);
+	free(e->buf);
+	free(e->req);
+	free(e->vma);
+	free(e);
+}
+
 static void run(const struct run_cfg *rc, uint64_t salt, struct totals *sum)
 {
 	struct env *e = calloc(1, sizeof(*e));
@@ -1028,13 +1040,7 @@ static void run(const struct run_cfg *rc, uint64_t salt, struct totals *sum)
 	for (unsigned c = 0; c < MM_CALL_NR; c++)
 		sum->injected[c] += e->t.injected[c];
 out:
-	vm_close(e);
-	site_summary(e);
-	free(e->shadow);
-	free(e->buf);
-	free(e->req);
-	free(e->vma);
-	free(e);
+	env_free(e);
 }
 
 /* ---- the random suites: one per policy, three rates each ---- */
@@ -1191,13 +1197,7 @@ done:
 	free(before);
 	free(after);
 out:
-	vm_close(e);
-	site_summary(e);
-	free(e->shadow);
-	free(e->buf);
-	free(e->req);
-	free(e->vma);
-	free(e);
+	env_free(e);
 }
 
 static void test_all_mprotect_fail(void)
