@@ -39,6 +39,7 @@ const char *const mm_host_call_names[MM_CALL_NR] = {
 	[MM_CALL_MPROTECT] = "mprotect",
 	[MM_CALL_FALLOCATE] = "fallocate",
 	[MM_CALL_MEMFD] = "memfd_create",
+	[MM_CALL_MBIND] = "mbind",
 };
 
 bool mm_inject_fail(struct mm *mm, enum mm_host_call c)
@@ -298,16 +299,16 @@ static uint64_t pool_cap(const struct mm_config *c, unsigned node)
 int mm_pool_get(struct mm *mm, unsigned node)
 {
 	int i = pool_index(mm, node), r;
+	unsigned fail;
 	char err[200];
 
 	if (i >= 0)
 		return i;
 	if (mm->nr_pools == MM_MAX_POOLS)
 		return MM_ERR(mm, -EINVAL, "more than %d host nodes in use", MM_MAX_POOLS);
-	if (mm_inject_fail(mm, MM_CALL_MEMFD))
-		return MM_ERR(mm, -ENOMEM, "host node %u: memfd_create: %s (injected)", node,
-			      strerror(ENOMEM));
-	r = pool_create(&mm->pools[mm->nr_pools], node, pool_cap(&mm->cfg, node), err,
+	fail = (mm_inject_fail(mm, MM_CALL_MEMFD) ? POOL_FAIL_MEMFD : 0) |
+	       (mm_inject_fail(mm, MM_CALL_MBIND) ? POOL_FAIL_MBIND : 0);
+	r = pool_create(&mm->pools[mm->nr_pools], node, pool_cap(&mm->cfg, node), fail, err,
 			sizeof(err));
 	if (r)
 		return MM_ERR(mm, r, "%s", err);

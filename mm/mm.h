@@ -49,7 +49,8 @@ enum mm_host_call {
 	MM_CALL_MMAP, /* alias remaps */
 	MM_CALL_MPROTECT, /* alias permission changes */
 	MM_CALL_FALLOCATE, /* punching freed frames out of a pool */
-	MM_CALL_MEMFD, /* creating a pool (memfd_create, ftruncate, mbind) */
+	MM_CALL_MEMFD, /* creating a pool's memfd */
+	MM_CALL_MBIND, /* binding a pool to its host node */
 	MM_CALL_NR,
 };
 

@@ -48,7 +48,8 @@ uint64_t pool_node_bytes(unsigned node)
 	return sz > 0 ? (uint64_t)sz : 0;
 }
 
-int pool_create(struct pool *p, unsigned node, uint64_t bytes, char *err, size_t errlen)
+int pool_create(struct pool *p, unsigned node, uint64_t bytes, unsigned fail, char *err,
+		size_t errlen)
 {
 	uint64_t len;
 	char name[32];
@@ -75,7 +76,8 @@ int pool_create(struct pool *p, unsigned node, uint64_t bytes, char *err, size_t
 	p->nr_free = p->nr_frames;
 
 	snprintf(name, sizeof(name), "s2vm-node%u", node);
-	p->fd = memfd_create(name, MFD_CLOEXEC);
+	errno = ENOMEM;
+	p->fd = (fail & POOL_FAIL_MEMFD) ? -1 : memfd_create(name, MFD_CLOEXEC);
 	if (p->fd < 0 || ftruncate(p->fd, (off_t)len) < 0) {
 		snprintf(err, errlen, "host node %u: cannot create a %llu MiB memfd: %s", node,
 			 (unsigned long long)(len >> 20), strerror(errno));
@@ -94,7 +96,9 @@ int pool_create(struct pool *p, unsigned node, uint64_t bytes, char *err, size_t
 		unsigned long mask[16] = { 0 };
 
 		mask[p->bound_node / (8 * sizeof(long))] |= 1ul << (p->bound_node % (8 * sizeof(long)));
-		if (mbind(p->base, len, MPOL_BIND, mask, sizeof(mask) * 8, 0) < 0) {
+		errno = ENOMEM;
+		if ((fail & POOL_FAIL_MBIND) ||
+		    mbind(p->base, len, MPOL_BIND, mask, sizeof(mask) * 8, 0) < 0) {
 			snprintf(err, errlen, "host node %u: mbind(MPOL_BIND, node %d): %s", node,
 				 p->bound_node, strerror(errno));
 			goto fail;

@@ -40,12 +40,16 @@ int pool_local_node(void);
 /* Bytes of memory on host node @node (for an emulated node: on the node it binds to). */
 uint64_t pool_node_bytes(unsigned node);
 
+#define POOL_FAIL_MEMFD 1u /* fault injection: memfd_create fails with ENOMEM */
+#define POOL_FAIL_MBIND 2u /* fault injection: mbind fails with ENOMEM */
+
 /*
- * Create a pool for host node @node holding up to @bytes (rounded down to 2 MiB).
- * Returns 0, or -errno with @err (of @errlen bytes) naming the failed step.
+ * Create a pool for host node @node holding up to @bytes (rounded down to 2 MiB); @fail
+ * (POOL_FAIL_*, tests) makes those host calls fail instead of being made. Returns 0, or
+ * -errno with @err (of @errlen bytes) naming the failed step; nothing is left behind.
  */
-int pool_create(struct pool *p, unsigned node, uint64_t bytes, char *err, size_t errlen)
-	__attribute__((warn_unused_result));
+int pool_create(struct pool *p, unsigned node, uint64_t bytes, unsigned fail, char *err,
+		size_t errlen) __attribute__((warn_unused_result));
 void pool_destroy(struct pool *p);
 
 /* Allocate exactly @n contiguous frames starting at a multiple of @align frames.

@@ -1213,7 +1213,9 @@ static void test_all_mmap_fail(void)
 }
 
 /* A pool that cannot be created: mm_create fails naming the call, and cleans up. */
-static void test_memfd_fail(void)
+/* Pool creation's host calls fail at their own sites: mm_create says which, and the
+ * pool leaves nothing behind. */
+static void pool_call_fail(enum mm_host_call call, const char *want)
 {
 	struct mm_config c = { .mem_size = 2 * NODE_SIZE, .nr_nodes = 2, .nr_caps = 2 };
 	struct mm mm;
@@ -1224,14 +1226,22 @@ static void test_memfd_fail(void)
 		c.caps[i] = (struct mm_pool_cap){ .node = i, .bytes = POOL_CAP };
 	}
 	c.inject.seed = 7;
-	c.inject.per_million[MM_CALL_MEMFD] = 1000000;
+	c.inject.per_million[call] = 1000000;
 	r = mm_create(&mm, &c);
 	CU_ASSERT_EQUAL(r, -ENOMEM);
-	CU_ASSERT_EQUAL(mm.injected[MM_CALL_MEMFD], 1);
-	CU_ASSERT_PTR_NOT_NULL(strstr(mm.err, "memfd_create"));
-	if (r != -ENOMEM || !strstr(mm.err, "memfd_create"))
+	CU_ASSERT_EQUAL(mm.injected[call], 1);
+	CU_ASSERT_EQUAL(mm.nr_pools, 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(mm.err, want));
+	if (r != -ENOMEM || !strstr(mm.err, want))
 		fprintf(stderr, "\n  mm_create: %d \"%s\"\n", r, mm.err);
 	mm_destroy(&mm);
+}
+
+static void test_memfd_fail(void)
+{
+	pool_call_fail(MM_CALL_MEMFD, "memfd: Cannot allocate memory");
+	if (pool_local_node() >= 0) /* pools are bound only where there is NUMA */
+		pool_call_fail(MM_CALL_MBIND, "mbind(MPOL_BIND, node 0): Cannot allocate memory");
 }
 
 /* Scattered 4 KiB moves need one alias mapping each: past the mapping budget the engine
@@ -1305,7 +1315,7 @@ static CU_TestInfo tests[] = {
 	{ "copy failures on top of alias failures", test_copy_failures },
 	{ "every mprotect fails: nothing moves, nothing lost", test_all_mprotect_fail },
 	{ "every mmap fails: error, then -EIO if stopped", test_all_mmap_fail },
-	{ "memfd_create fails: mm_create says so", test_memfd_fail },
+	{ "memfd_create or mbind fails: mm_create says so", test_memfd_fail },
 	{ "scattered moves stop at the mapping budget", test_map_budget },
 	{ "at least 10^6 pages migrated", test_summary },
 	CU_TEST_INFO_NULL,

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "mm/frame.h"
+#include "mm/mm.h"
 #include "mm/pool.h"
 #include "tests/unit/unit.h"
 
@@ -18,7 +19,7 @@ static struct pool mkpool(unsigned node, uint64_t bytes)
 	struct pool p;
 	char err[200];
 
-	CU_ASSERT_EQUAL_FATAL(pool_create(&p, node, bytes, err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL_FATAL(pool_create(&p, node, bytes, 0, err, sizeof(err)), 0);
 	return p;
 }
 
@@ -159,9 +160,20 @@ static void test_pool_create_errors(void)
 	struct pool p;
 	char err[200] = "";
 
-	CU_ASSERT_EQUAL(pool_create(&p, 0, 1 << 20, err, sizeof(err)), -EINVAL);
+	CU_ASSERT_EQUAL(pool_create(&p, 0, 1 << 20, 0, err, sizeof(err)), -EINVAL);
 	CU_ASSERT_PTR_NOT_NULL(strstr(err, "below 2 MiB"));
 	CU_ASSERT_EQUAL(p.fd, -1); /* nothing left behind */
+	CU_ASSERT_EQUAL(pool_create(&p, 0, 4 << 20, POOL_FAIL_MEMFD, err, sizeof(err)), -ENOMEM);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "cannot create a 4 MiB memfd: Cannot allocate memory"));
+	CU_ASSERT_EQUAL(p.fd, -1);
+	CU_ASSERT_PTR_NULL(p.bitmap);
+	if (pool_node_is_real(0)) { /* mbind is made only for a node that exists */
+		CU_ASSERT_EQUAL(pool_create(&p, 0, 4 << 20, POOL_FAIL_MBIND, err, sizeof(err)),
+				-ENOMEM);
+		CU_ASSERT_PTR_NOT_NULL(strstr(err, "mbind(MPOL_BIND, node 0): Cannot allocate"));
+		CU_ASSERT_EQUAL(p.fd, -1);
+		CU_ASSERT_PTR_NULL(p.base);
+	}
 }
 
 static void test_frame_table(void)
@@ -237,7 +249,51 @@ static void test_frame_table_zero_tails(void)
 	frame_table_destroy(&t);
 }
 
+/* mm_create checks its own configuration, sizes at the edges of 64-bit arithmetic
+ * included: nothing is placed, nothing written outside the frame table. */
+static void test_mm_config_edges(void)
+{
+	static const struct {
+		uint64_t mem, a, b, cap;
+		const char *msg;
+	} cases[] = {
+		{ 0, 0, 0, 0, "non-zero multiple of 2 MiB" },
+		{ UINT64_MAX, 0, 0, 0, "non-zero multiple of 2 MiB" },
+		{ 1ull << 63, 0, 0, 0, "more than the" },
+		{ 2 << 20, 1ull << 63, (1ull << 63) + (2 << 20), 0, "add up to more than --mem" },
+		{ 4 << 20, 2 << 20, UINT64_MAX - (1 << 20) + 1, 0, "multiple of 2 MiB" },
+		{ 4 << 20, UINT64_MAX - (2 << 20) + 1, 4 << 20, 0, "add up to more than --mem" },
+		{ 4 << 20, 2 << 20, 4 << 20, 0, "add up to more than --mem" },
+		{ 4 << 20, 2 << 20, 2 << 20, 32ull << 40, "a pool holds at most 1 TiB" },
+		{ 4 << 20, 2 << 20, 0, 0, "size must be a non-zero multiple" },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct mm_config c = { .mem_size = cases[i].mem };
+		struct mm mm;
+		int r;
+
+		if (cases[i].a) {
+			c.nr_nodes = 2;
+			c.nodes[0] = (struct mm_guest_node){ .id = 0, .size = cases[i].a, .host = 0 };
+			c.nodes[1] = (struct mm_guest_node){ .id = 1, .size = cases[i].b, .host = 0 };
+		}
+		if (cases[i].cap) {
+			c.nr_caps = 1;
+			c.caps[0] = (struct mm_pool_cap){ .node = 0, .bytes = cases[i].cap };
+		}
+		r = mm_create(&mm, &c);
+		CU_ASSERT_EQUAL(r, -EINVAL);
+		CU_ASSERT_PTR_NOT_NULL(strstr(mm.err, cases[i].msg));
+		CU_ASSERT_EQUAL(mm.nr_pools, 0);
+		if (r != -EINVAL || !strstr(mm.err, cases[i].msg))
+			fprintf(stderr, "\n  case %zu: %d \"%s\"\n", i, r, mm.err);
+		mm_destroy(&mm);
+	}
+}
+
 static CU_TestInfo tests[] = {
+	{ "mm_create refuses configurations at the edges", test_mm_config_edges },
 	{ "random alloc/free against a reference", test_random_alloc_free },
 	{ "fragmentation and exhaustion", test_fragmentation_and_exhaustion },
 	{ "real placement via move_pages", test_placement_move_pages },
