@@ -40,6 +40,7 @@ const char *const mm_host_call_names[MM_CALL_NR] = {
 	[MM_CALL_FALLOCATE] = "fallocate",
 	[MM_CALL_MEMFD] = "memfd_create",
 	[MM_CALL_MBIND] = "mbind",
+	[MM_CALL_TABLE] = "table",
 };
 
 bool mm_inject_fail(struct mm *mm, enum mm_host_call c)
@@ -479,6 +480,12 @@ static uint64_t map_budget(void)
 	return (uint64_t)v / 4 * 3;
 }
 
+/* The map's fault-injection hook for table pages (MM_CALL_TABLE). */
+static bool mm_table_fail(void *ctx)
+{
+	return mm_inject_fail(ctx, MM_CALL_TABLE);
+}
+
 int mm_create(struct mm *mm, const struct mm_config *cfg)
 {
 	struct s2_map_config mc = { 0 };
@@ -513,6 +520,8 @@ int mm_create(struct mm *mm, const struct mm_config *cfg)
 	mc.ipa_bits = 48;
 	mc.be = cfg->be ? cfg->be : &mm_kvm_backend_ops;
 	mc.be_ctx = cfg->be ? cfg->be_ctx : mm;
+	mc.fail_alloc = mm_table_fail;
+	mc.fail_ctx = mm;
 	r = s2_map_init(&mm->map, &mc);
 	if (r)
 		return MM_ERR(mm, r, "cannot create the stage-2 map");

@@ -51,6 +51,7 @@ enum mm_host_call {
 	MM_CALL_FALLOCATE, /* punching freed frames out of a pool */
 	MM_CALL_MEMFD, /* creating a pool's memfd */
 	MM_CALL_MBIND, /* binding a pool to its host node */
+	MM_CALL_TABLE, /* allocating stage-2 table pages */
 	MM_CALL_NR,
 };
 

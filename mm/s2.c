@@ -27,6 +27,8 @@ static int tables_reserve(struct s2_map *m, size_t n)
 
 	if (m->max_tables && t->used + n > m->max_tables)
 		return -ENOMEM;
+	if (t->nfree < n && m->fail_alloc && m->fail_alloc(m->fail_ctx))
+		return -ENOMEM;
 	while (t->nfree < n) {
 		uint64_t *page;
 
@@ -188,6 +190,8 @@ int s2_map_init(struct s2_map *m, const struct s2_map_config *cfg)
 	m->start_level = cfg->fmt->start_level(cfg->ipa_bits);
 	m->bbm_level = cfg->bbm_level;
 	m->max_tables = cfg->max_tables;
+	m->fail_alloc = cfg->fail_alloc;
+	m->fail_ctx = cfg->fail_ctx;
 	m->be = cfg->be;
 	m->be_ctx = cfg->be_ctx;
 	r = tables_reserve(m, 1);

@@ -75,6 +75,10 @@ struct s2_map_config {
 	size_t max_tables; /* cap on table pages, 0 for none (tests use it to force -ENOMEM) */
 	const struct s2_backend_ops *be;
 	void *be_ctx;
+	/* Fault injection: asked before table pages are allocated; true makes that
+	 * allocation fail with -ENOMEM. NULL: never. */
+	bool (*fail_alloc)(void *ctx);
+	void *fail_ctx;
 };
 
 struct s2_map_stats {
@@ -100,6 +104,8 @@ struct s2_map {
 	const struct s2_format *fmt;
 	unsigned ipa_bits, start_level, bbm_level;
 	size_t max_tables;
+	bool (*fail_alloc)(void *ctx);
+	void *fail_ctx;
 	hpa_t root;
 	struct s2_tables tables;
 	const struct s2_backend_ops *be;

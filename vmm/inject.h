@@ -8,7 +8,8 @@
 
 /*
  * Parse "CALL=RATE[,CALL=RATE...][,seed=N]" where CALL is mmap, mprotect, fallocate,
- * memfd_create or mbind and RATE a fraction in [0, 1] (e.g. 0.01). Returns 0 or -EINVAL
+ * memfd_create, mbind or table (stage-2 table pages) and RATE a fraction in [0, 1]
+ * (e.g. 0.01). Returns 0 or -EINVAL
  * with @e naming the problem; @out is zeroed first.
  */
 int inject_parse(const char *s, struct mm_inject *out, struct s2_err *e)

@@ -1,11 +1,12 @@
 // SPDX-License-Identifier: MIT
 /*
- * migstress.elf [seconds=N] [size=SIZE] [migrate=1]
+ * migstress.elf [seconds=N] [size=SIZE] [migrate=1] [refusals=ok]
  *
  * Every vCPU owns a slice of the heap. Pass after pass it checks that each word still
  * holds what it wrote last pass, then writes the next sequence number there, while the
  * VMM moves those same pages between host nodes (--churn, or with migrate=1 vCPU 0 also
- * asks for migrations itself through the migrate hypercall). After N seconds every vCPU
+ * asks for migrations itself through the migrate hypercall; with refusals=ok a migration
+ * the host refuses for want of memory, -ENOMEM or -ENOSPC, is counted, not an error). After N seconds every vCPU
  * checks its whole slice once more and reports. Any lost or torn write is a mismatch:
  * the guest exits 1, as it does when a vCPU checked no words at all (an empty slice
  * proves nothing). vCPU 0 prints the summary and every vCPU's words and passes once all
@@ -14,7 +15,7 @@
 #include "guest.h"
 
 /* Set by main() before the release store of go; read by every vCPU after acquiring go. */
-static uint64_t seconds = 3, size, migrate;
+static uint64_t seconds = 3, size, migrate, refusals_ok, refused;
 static unsigned go, done;
 /* What each vCPU did, indexed by cpu; read by vCPU 0 after acquiring done == nr_cpus. */
 static uint64_t cpu_bad[S2_MAX_VCPUS], cpu_passes[S2_MAX_VCPUS], cpu_words[S2_MAX_VCPUS];
@@ -58,7 +59,9 @@ static void stress(unsigned cpu)
 			int64_t r = hi > lo ? g_hypercall(S2_HC_MIGRATE, lo, hi - lo, node ^= 1, 0, 0)
 					    : 0;
 
-			if (r < 0) {
+			if ((r == -12 || r == -28) && refusals_ok) { /* ENOMEM, ENOSPC */
+				refused++;
+			} else if (r < 0) {
 				g_printf("migstress: migrate hypercall failed: %ld\n", (long)r);
 				bad++;
 			}
@@ -101,6 +104,7 @@ int main(int argc, char **argv)
 	}
 	if ((a = g_arg(argc, argv, "migrate")))
 		g_parse_u64(a, &migrate);
+	refusals_ok = (a = g_arg(argc, argv, "refusals")) && !strcmp(a, "ok");
 	if (nr > S2_MAX_VCPUS) {
 		g_printf("migstress: %u vCPUs, at most %u supported\n", nr, S2_MAX_VCPUS);
 		return 2;
@@ -120,6 +124,8 @@ int main(int argc, char **argv)
 		 (unsigned long)words_total, (unsigned long)bad_total);
 	g_report("migstress_words_checked", (double)words_total, "words");
 	g_report("migstress_mismatches", (double)bad_total, "words");
+	if (migrate)
+		g_report("migstress_migrations_refused", (double)refused, "calls");
 	for (unsigned cpu = 0; cpu < nr; cpu++) {
 		g_snprintf(name, sizeof(name), "migstress_cpu%u_words", cpu);
 		g_report(name, (double)cpu_words[cpu], "words");

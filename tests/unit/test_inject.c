@@ -1293,6 +1293,52 @@ static void test_map_budget(void)
 	free(back);
 }
 
+/* A table page that cannot be allocated (splitting a 2 MiB block for a 4 KiB move) makes
+ * the migration fail cleanly: error returned, pages stay, map and alias still agree. */
+static void test_table_fail(void)
+{
+	struct mm_config c = { .mem_size = 2 * NODE_SIZE, .nr_nodes = 2, .nr_caps = 2 };
+	struct mig_range r = { .gpa = (2 << 20) + 5 * PAGE, .len = 3 * PAGE };
+	unsigned char *data = malloc(c.mem_size), *back = malloc(c.mem_size);
+	uint64_t x = unit_seed(0x7461626c65);
+	struct mig_result res;
+	struct mm mm;
+	int ret;
+
+	CU_ASSERT_FATAL(data && back);
+	for (unsigned i = 0; i < 2; i++) {
+		c.nodes[i] = (struct mm_guest_node){ .id = i, .size = NODE_SIZE, .host = i };
+		c.caps[i] = (struct mm_pool_cap){ .node = i, .bytes = POOL_CAP };
+	}
+	CU_ASSERT_EQUAL_FATAL(mm_create(&mm, &c), 0);
+	fill(&x, data, c.mem_size);
+	CU_ASSERT_EQUAL_FATAL(mm_write_guest(&mm, 0, data, c.mem_size), 0);
+	mm.cfg.inject.per_million[MM_CALL_TABLE] = 1000000;
+	ret = mm_migrate(&mm, &r, 1, 1, &res);
+	CU_ASSERT_EQUAL(ret, -ENOMEM);
+	CU_ASSERT(mm.injected[MM_CALL_TABLE] >= 1);
+	CU_ASSERT_EQUAL(res.pages, 0);
+	CU_ASSERT_FALSE(mm.fatal);
+	CU_ASSERT_EQUAL(mm_gpa_node(&mm, r.gpa), 0);
+	CU_ASSERT_EQUAL(mm_read_guest(&mm, 0, back, c.mem_size), 0);
+	CU_ASSERT_EQUAL(memcmp(back, data, c.mem_size), 0);
+	CU_ASSERT_EQUAL(memcmp(mm_alias_at(&mm, 0), data, c.mem_size), 0);
+	/* the alias is writable again where the map says so */
+	((unsigned char *)mm_alias_at(&mm, r.gpa))[0] ^= 0xff;
+	data[r.gpa] ^= 0xff;
+	CU_ASSERT_EQUAL(mm_read_guest(&mm, r.gpa, back, 1), 0);
+	CU_ASSERT_EQUAL(back[0], data[r.gpa]);
+	/* with tables again, the same move goes through */
+	mm.cfg.inject.per_million[MM_CALL_TABLE] = 0;
+	CU_ASSERT_EQUAL(mm_migrate(&mm, &r, 1, 1, &res), 0);
+	CU_ASSERT_EQUAL(res.pages, 3);
+	CU_ASSERT_EQUAL(mm_gpa_node(&mm, r.gpa), 1);
+	CU_ASSERT_EQUAL(memcmp(mm_alias_at(&mm, 0), data, c.mem_size), 0);
+	mm_destroy(&mm);
+	free(data);
+	free(back);
+}
+
 static void test_summary(void)
 {
 	printf("\n    total: %llu pages migrated in %llu calls, %llu aborted; injected mmap %llu, "
@@ -1317,6 +1363,7 @@ static CU_TestInfo tests[] = {
 	{ "every mmap fails: error, then -EIO if stopped", test_all_mmap_fail },
 	{ "memfd_create or mbind fails: mm_create says so", test_memfd_fail },
 	{ "scattered moves stop at the mapping budget", test_map_budget },
+	{ "a table page that cannot be allocated", test_table_fail },
 	{ "at least 10^6 pages migrated", test_summary },
 	CU_TEST_INFO_NULL,
 };
