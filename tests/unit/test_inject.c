@@ -519,15 +519,23 @@ static int inj_copy(void *ctx, struct mm *mm, unsigned sp, uint64_t sf, unsigned
 
 /* ---- one VM ---- */
 
-static struct mm_config config(struct env *e)
+/* Two guest nodes of NODE_SIZE on host nodes 0 and 1, pools capped at POOL_CAP. */
+static struct mm_config two_nodes(void)
 {
-	const struct run_cfg *rc = e->rc;
 	struct mm_config c = { .mem_size = 2 * NODE_SIZE, .nr_nodes = 2, .nr_caps = 2 };
 
 	for (unsigned i = 0; i < 2; i++) {
 		c.nodes[i] = (struct mm_guest_node){ .id = i, .size = NODE_SIZE, .host = i };
 		c.caps[i] = (struct mm_pool_cap){ .node = i, .bytes = POOL_CAP };
 	}
+	return c;
+}
+
+static struct mm_config config(struct env *e)
+{
+	const struct run_cfg *rc = e->rc;
+	struct mm_config c = two_nodes();
+
 	c.mig = (struct mig_policy){ .lazy_writable = rc->lazy, .defer_invalidation = rc->defer,
 				     .cap_frames = rc->cap_frames, .batch_frames = rc->batch_frames,
 				     .punch_freed = rc->punch };
@@ -1217,14 +1225,10 @@ static void test_all_mmap_fail(void)
  * pool leaves nothing behind. */
 static void pool_call_fail(enum mm_host_call call, const char *want)
 {
-	struct mm_config c = { .mem_size = 2 * NODE_SIZE, .nr_nodes = 2, .nr_caps = 2 };
+	struct mm_config c = two_nodes();
 	struct mm mm;
 	int r;
 
-	for (unsigned i = 0; i < 2; i++) {
-		c.nodes[i] = (struct mm_guest_node){ .id = i, .size = NODE_SIZE, .host = i };
-		c.caps[i] = (struct mm_pool_cap){ .node = i, .bytes = POOL_CAP };
-	}
 	c.inject.seed = 7;
 	c.inject.per_million[call] = 1000000;
 	r = mm_create(&mm, &c);
@@ -1248,7 +1252,7 @@ static void test_memfd_fail(void)
  * stops before the limit, says so, counts the rest as aborted and loses nothing. */
 static void test_map_budget(void)
 {
-	struct mm_config c = { .mem_size = 2 * NODE_SIZE, .nr_nodes = 2, .nr_caps = 2 };
+	struct mm_config c = two_nodes();
 	uint64_t pages = c.mem_size / PAGE / 2, moved, before, after;
 	struct mig_range *r = calloc(pages, sizeof(*r));
 	unsigned char *data = malloc(c.mem_size), *back = malloc(c.mem_size);
@@ -1258,10 +1262,6 @@ static void test_map_budget(void)
 	int ret;
 
 	CU_ASSERT_FATAL(r && data && back);
-	for (unsigned i = 0; i < 2; i++) {
-		c.nodes[i] = (struct mm_guest_node){ .id = i, .size = NODE_SIZE, .host = i };
-		c.caps[i] = (struct mm_pool_cap){ .node = i, .bytes = POOL_CAP };
-	}
 	CU_ASSERT_EQUAL_FATAL(mm_create(&mm, &c), 0);
 	fill(&x, data, c.mem_size);
 	CU_ASSERT_EQUAL_FATAL(mm_write_guest(&mm, 0, data, c.mem_size), 0);
@@ -1297,7 +1297,7 @@ static void test_map_budget(void)
  * the migration fail cleanly: error returned, pages stay, map and alias still agree. */
 static void test_table_fail(void)
 {
-	struct mm_config c = { .mem_size = 2 * NODE_SIZE, .nr_nodes = 2, .nr_caps = 2 };
+	struct mm_config c = two_nodes();
 	struct mig_range r = { .gpa = (2 << 20) + 5 * PAGE, .len = 3 * PAGE };
 	unsigned char *data = malloc(c.mem_size), *back = malloc(c.mem_size);
 	uint64_t x = unit_seed(0x7461626c65);
@@ -1306,10 +1306,6 @@ static void test_table_fail(void)
 	int ret;
 
 	CU_ASSERT_FATAL(data && back);
-	for (unsigned i = 0; i < 2; i++) {
-		c.nodes[i] = (struct mm_guest_node){ .id = i, .size = NODE_SIZE, .host = i };
-		c.caps[i] = (struct mm_pool_cap){ .node = i, .bytes = POOL_CAP };
-	}
 	CU_ASSERT_EQUAL_FATAL(mm_create(&mm, &c), 0);
 	fill(&x, data, c.mem_size);
 	CU_ASSERT_EQUAL_FATAL(mm_write_guest(&mm, 0, data, c.mem_size), 0);
