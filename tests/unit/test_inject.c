@@ -977,20 +977,28 @@ static void env_free(struct env *e)
 	free(e);
 }
 
-static void run(const struct run_cfg *rc, uint64_t salt, struct totals *sum)
+/* A new environment for @rc: the suite's seed, its generator salted with @salt, and the
+ * shadow copy and buffers of a two-node guest. Free with env_free(). */
+static struct env *env_new(const struct run_cfg *rc, uint64_t salt)
 {
 	struct env *e = calloc(1, sizeof(*e));
-	uint64_t base = unit_seed(0x5eed1f00d5ull);
-	double t0 = now_s();
 
 	CU_ASSERT_PTR_NOT_NULL_FATAL(e);
 	e->rc = rc;
-	e->seed = base;
-	e->rng = mix(base ^ salt);
+	e->seed = unit_seed(0x5eed1f00d5ull);
+	e->rng = mix(e->seed ^ salt);
 	e->shadow = malloc(2 * NODE_SIZE);
 	e->buf = malloc(2 * NODE_SIZE);
 	e->req = malloc(2 * NODE_SIZE / PAGE);
 	CU_ASSERT_FATAL(e->shadow && e->buf && e->req);
+	return e;
+}
+
+static void run(const struct run_cfg *rc, uint64_t salt, struct totals *sum)
+{
+	struct env *e = env_new(rc, salt);
+	double t0 = now_s();
+
 	if (!vm_open(e))
 		goto out;
 	for (e->iter = 1; e->t.pages < rc->pages && e->iter < 5000 && e->live; e->iter++) {
@@ -1128,7 +1136,7 @@ static void all_fail(enum mm_host_call call, bool lazy, bool defer, uint64_t sal
 {
 	char name[64];
 	struct run_cfg rc = { .name = name, .lazy = lazy, .defer = defer };
-	struct env *e = calloc(1, sizeof(*e));
+	struct env *e = env_new(&rc, 0x100 + salt);
 	/* 588 pages to host node 1, which has room for 6 MiB more */
 	const struct mig_range r[] = { { 0, 2 * MIB }, { 5 * MIB + 3 * PAGE, 75 * PAGE },
 				       { 6 * MIB + PAGE, PAGE } };
@@ -1136,16 +1144,8 @@ static void all_fail(enum mm_host_call call, bool lazy, bool defer, uint64_t sal
 	struct mig_result res;
 	int ret;
 
-	CU_ASSERT_PTR_NOT_NULL_FATAL(e);
 	snprintf(name, sizeof(name), "100%% %s, %s, %s", mm_host_call_names[call],
 		 lazy ? "lazy" : "eager", defer ? "deferred" : "immediate");
-	e->rc = &rc;
-	e->seed = unit_seed(0x5eed1f00d5ull);
-	e->rng = mix(e->seed ^ (0x100 + salt));
-	e->shadow = malloc(2 * NODE_SIZE);
-	e->buf = malloc(2 * NODE_SIZE);
-	e->req = malloc(2 * NODE_SIZE / PAGE);
-	CU_ASSERT_FATAL(e->shadow && e->buf && e->req);
 	if (!vm_open(e))
 		goto out;
 	n = e->size / PAGE;
