@@ -13,6 +13,7 @@
 
 #include <pthread.h>
 
+#include "mm/dma.h"
 #include "mm/frame.h"
 #include "mm/holders.h"
 #include "mm/pool.h"
@@ -133,6 +134,16 @@ struct mig_stats {
 	uint64_t copy_ns;
 };
 
+/* DMA pins (mm/dma.h). Counters are updated with atomics; read them under mm->lock. */
+struct mm_pin_stats {
+	uint64_t short_now, short_peak; /* frames records short-term pinned (requests) */
+	uint64_t longterm_bytes[MM_MAX_POOLS]; /* long-term pinned bytes per pool */
+	uint64_t skipped_pages; /* migration left pages where they were: pinned */
+	uint64_t drains; /* holders asked to drain before a frame was judged pinned */
+	uint64_t drain_avoided; /* pages pinned before a drain and free after it */
+	uint64_t refused; /* pins refused: count full */
+};
+
 struct mm_alias_stats {
 	uint64_t mmap_calls; /* maximal runs (re)mapped into the alias */
 	uint64_t mprotect_calls;
@@ -178,6 +189,8 @@ struct mm {
 	int vcpu_holder; /* the vCPU set as a translation holder */
 	struct defer_queue deferred; /* old frames waiting for every holder */
 	struct mig_stats mig;
+	struct mm_pin_stats pins;
+	struct mm_dma_holder *dma_holders[GEN_MAX_HOLDERS]; /* by holder index, NULL if none */
 	char err[256];
 };
 

@@ -105,6 +105,9 @@ struct accel_ops {
 	void (*vcpu_dump)(struct vcpu *v, FILE *f);
 	void (*vcpu_destroy)(struct vcpu *v);
 	void (*vm_destroy)(struct vm *vm);
+	/* Optional: signal eventfd @fd on a guest write of @value (@len bytes) at @gpa
+	 * without an exit (KVM_IOEVENTFD). NULL: unsupported. */
+	int (*ioeventfd)(struct vm *vm, gpa_t gpa, unsigned len, uint64_t value, int fd);
 };
 
 extern const struct accel_ops accel_kvm_ops;

@@ -378,6 +378,20 @@ static void kvm_vm_destroy(struct vm *vm)
 	vm->accel_data = NULL;
 }
 
+/* A notify write of @value to @gpa signals @fd inside KVM: the vCPU does not exit. */
+static int kvm_ioeventfd(struct vm *vm, gpa_t gpa, unsigned len, uint64_t value, int fd)
+{
+	struct kvm_ioeventfd io = {
+		.datamatch = value,
+		.addr = gpa,
+		.len = len,
+		.fd = fd,
+		.flags = KVM_IOEVENTFD_FLAG_DATAMATCH,
+	};
+
+	return ioctl(kvm_of(vm)->vm_fd, KVM_IOEVENTFD, &io) < 0 ? -errno : 0;
+}
+
 const struct accel_ops accel_kvm_ops = {
 	.name = "kvm",
 	.vm_init = kvm_vm_init,
@@ -392,4 +406,5 @@ const struct accel_ops accel_kvm_ops = {
 	.vcpu_dump = kvm_vcpu_dump,
 	.vcpu_destroy = kvm_vcpu_destroy,
 	.vm_destroy = kvm_vm_destroy,
+	.ioeventfd = kvm_ioeventfd,
 };

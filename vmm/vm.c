@@ -119,7 +119,7 @@ static void vm_fill_bootinfo(const struct vm *vm, struct s2_bootinfo *bi, uint64
 {
 	memset(bi, 0, sizeof(*bi));
 	bi->magic = S2_BOOTINFO_MAGIC;
-	bi->version = 3;
+	bi->version = 4;
 	bi->nr_cpus = vm->nr_vcpus;
 	bi->mem_size = vm->mem_size;
 	bi->free_start = free_start;
@@ -139,6 +139,8 @@ static void vm_fill_bootinfo(const struct vm *vm, struct s2_bootinfo *bi, uint64
 		for (unsigned h = 0; h < n->nr_hosts; h++)
 			b->hosts[h] = (uint8_t)n->hosts[h];
 	}
+	bi->nr_devs = vm->nr_boot_devs;
+	memcpy(bi->devs, vm->boot_devs, sizeof(bi->devs));
 	/* vCPUs spread over guest nodes in contiguous blocks */
 	for (unsigned c = 0; c < vm->nr_vcpus; c++)
 		bi->nodes[c * bi->nr_nodes / vm->nr_vcpus].cpu_mask |= 1ull << c;
@@ -223,6 +225,39 @@ int vm_mmio_register(struct vm *vm, gpa_t gpa, uint64_t len, const struct vm_mmi
 		return -ENOSPC;
 	vm->mmio[vm->nr_mmio++] = (struct vm_mmio){ gpa, len, ops, ctx };
 	return 0;
+}
+
+int vm_boot_dev_add(struct vm *vm, gpa_t gpa, uint32_t size, uint32_t virtio_id)
+{
+	char tok[64], *args;
+	size_t n;
+
+	if (!size || gpa < vm->mmio_base || size > S2_MMIO_SIZE ||
+	    gpa - vm->mmio_base > S2_MMIO_SIZE - size)
+		return -EINVAL;
+	if (vm->nr_boot_devs == S2_MAX_BOOT_DEVS)
+		return -ENOSPC;
+	/* the form Linux's virtio_mmio driver takes on its command line */
+	snprintf(tok, sizeof(tok), "virtio_mmio.device=%uK@0x%llx:0", size >> 10,
+		 (unsigned long long)gpa);
+	n = strlen(vm->guest_args ? vm->guest_args : "");
+	args = realloc(vm->guest_args, n + strlen(tok) + 2);
+	if (!args)
+		return -ENOMEM;
+	if (!n)
+		args[0] = 0;
+	snprintf(args + n, strlen(tok) + 2, "%s%s", n ? " " : "", tok);
+	vm->guest_args = args;
+	vm->boot_devs[vm->nr_boot_devs++] =
+		(struct s2_boot_dev){ .gpa = gpa, .size = size, .virtio_id = virtio_id };
+	return 0;
+}
+
+int vm_ioeventfd(struct vm *vm, gpa_t gpa, unsigned len, uint64_t value, int fd)
+{
+	if (!vm->accel->ioeventfd)
+		return -EOPNOTSUPP;
+	return vm->accel->ioeventfd(vm, gpa, len, value, fd);
 }
 
 int vm_mmio_access(struct vm *vm, gpa_t gpa, unsigned len, bool write, uint64_t *data)

@@ -14,6 +14,7 @@
 #include "vmm/accel.h"
 #include "vmm/err.h"
 
+#include "s2vm/bootinfo.h"
 #include "s2vm/types.h"
 
 struct vm;
@@ -72,6 +73,8 @@ struct vm {
 	gpa_t mmio_base; /* device window [mmio_base, mmio_base + S2_MMIO_SIZE), after RAM */
 	unsigned nr_mmio;
 	struct vm_mmio mmio[VM_MAX_MMIO];
+	unsigned nr_boot_devs;
+	struct s2_boot_dev boot_devs[S2_MAX_BOOT_DEVS];
 	unsigned nr_vcpus;
 	struct vcpu *vcpus;
 	char *guest_args;
@@ -114,6 +117,20 @@ int vm_load_kernel(struct vm *vm, const struct elf_image *img, const void *buf,
  */
 int vm_mmio_register(struct vm *vm, gpa_t gpa, uint64_t len, const struct vm_mmio_ops *ops,
 		     void *ctx) __attribute__((warn_unused_result));
+
+/* Describe a device to the guest in boot info (and as "virtio_mmio.device=4K@0xGPA:IRQ"
+ * in its arguments). Call before vm_load_kernel(). Returns 0, -EINVAL or -ENOSPC. */
+int vm_boot_dev_add(struct vm *vm, gpa_t gpa, uint32_t size, uint32_t virtio_id)
+	__attribute__((warn_unused_result));
+
+/*
+ * Have a guest write of @len bytes of @value at @gpa (in the device window) signal eventfd
+ * @fd without returning to the run loop (KVM_IOEVENTFD). Returns 0, or -EOPNOTSUPP when
+ * the accelerator cannot (proc): the device's MMIO handler must then signal @fd itself,
+ * so the device code is the same either way.
+ */
+int vm_ioeventfd(struct vm *vm, gpa_t gpa, unsigned len, uint64_t value, int fd)
+	__attribute__((warn_unused_result));
 
 /* Serve an MMIO access from a vCPU. Returns 0, or -ENODEV when no device is there. */
 int vm_mmio_access(struct vm *vm, gpa_t gpa, unsigned len, bool write, uint64_t *data);

@@ -15,7 +15,10 @@
  *	[0x100000, ...)       the kernel image (ELF PT_LOAD segments)
  *	[free_start, ...)     per-vCPU user stacks, then the heap up to mem_size
  *	[mem_size, +2 MiB)    the device (MMIO) window: not RAM; mapped in the guest's page
- *	                      tables, reached only through guestos's mmio_* accessors
+ *	                      tables, reached only through guestos's mmio_* accessors.
+ *	                      virtio-mmio devices sit in 4 KiB slots from its start, each
+ *	                      listed in s2_bootinfo.devs (and, for a Linux guest, as
+ *	                      "virtio_mmio.device=4K@0xADDR:IRQ" in the guest arguments)
  *
  * guestos images carry an ELF note (name S2_NOTE_NAME, type S2_NOTE_USER_ENTRY, an
  * 8-byte GPA) naming their ring-3 entry: where --accel proc starts each vCPU, with
@@ -52,6 +55,9 @@
 #define S2_SEL_UCODE 0x23 /* 0x20 | RPL 3 */
 #define S2_SEL_TSS(cpu) (0x28 + 16 * (cpu))
 
+#define S2_MAX_BOOT_DEVS 16u
+#define S2_VIRTIO_MMIO_SLOT 0x1000ull /* bytes of device window per virtio-mmio device */
+
 #define S2_BOOTINFO_MAGIC 0x4f464e49324d5653ull /* "SVM2INFO" */
 #define S2_MAX_GUEST_NODES 8u
 
@@ -66,9 +72,18 @@ struct s2_boot_node {
 	uint32_t pad;
 };
 
+/* A device in the window (v4). */
+struct s2_boot_dev {
+	uint64_t gpa; /* registers [gpa, gpa + size), inside the device window */
+	uint32_t size;
+	uint32_t virtio_id; /* virtio device ID (2 = block, 5 = balloon); transport virtio-mmio v2 */
+	uint32_t irq; /* 0: none wired (guestos polls the used rings) */
+	uint32_t flags; /* 0 */
+};
+
 struct s2_bootinfo {
 	uint64_t magic;
-	uint32_t version; /* 3 */
+	uint32_t version; /* 4 */
 	uint32_t nr_cpus;
 	uint64_t mem_size; /* bytes of guest RAM at GPA 0 */
 	uint64_t free_start; /* first byte after the image, 64 KiB aligned */
@@ -78,6 +93,9 @@ struct s2_bootinfo {
 	struct s2_boot_node nodes[S2_MAX_GUEST_NODES];
 	uint64_t mmio_base; /* device window [mmio_base, mmio_base + mmio_size) (v3) */
 	uint64_t mmio_size;
+	uint32_t nr_devs; /* (v4) entries of devs[] in use */
+	uint32_t pad2;
+	struct s2_boot_dev devs[S2_MAX_BOOT_DEVS];
 };
 
 #endif
