@@ -51,24 +51,93 @@ static void tails_mark(struct frame_table *t, uint64_t chunk, bool dirty)
 		t->tails_written[chunk / 64] &= ~(1ull << (chunk % 64));
 }
 
+static inline uint32_t mkstate(unsigned pool, unsigned flags, unsigned pin)
+{
+	return (uint32_t)pool | (uint32_t)flags << 8 | (uint32_t)pin << 16;
+}
+
+/* Write record @f: pfn first, then the state that publishes it. */
+static void rec_store(struct frame *f, uint32_t pfn, uint32_t state)
+{
+	__atomic_store_n(&f->pfn, pfn, __ATOMIC_RELAXED);
+	__atomic_store_n(&f->gen, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&f->state, state, __ATOMIC_RELEASE);
+}
+
+int frame_pin(struct frame *f, unsigned inc)
+{
+	uint32_t old = __atomic_load_n(&f->state, __ATOMIC_RELAXED), nw;
+
+	do {
+		unsigned flags = (old >> 8) & 0xff, pin = old >> 16;
+
+		if (!(flags & FRAME_PRESENT))
+			return -ENOENT;
+		if (flags & FRAME_MIGRATING)
+			return -EBUSY;
+		if (inc == FRAME_PIN_LONGTERM ? pin / FRAME_PIN_LONGTERM >= FRAME_PIN_LONG_MAX
+					      : pin % FRAME_PIN_LONGTERM >= FRAME_PIN_SHORT_MAX)
+			return -EOVERFLOW;
+		nw = old + ((uint32_t)inc << 16);
+	} while (!__atomic_compare_exchange_n(&f->state, &old, nw, false, __ATOMIC_SEQ_CST,
+					      __ATOMIC_RELAXED));
+	return 0;
+}
+
+void frame_unpin(struct frame *f, unsigned inc)
+{
+	__atomic_sub_fetch(&f->state, (uint32_t)inc << 16, __ATOMIC_SEQ_CST);
+}
+
+bool frame_try_mark(struct frame *f)
+{
+	uint32_t old = __atomic_load_n(&f->state, __ATOMIC_RELAXED);
+
+	do {
+		if (old >> 16)
+			return false;
+	} while (!__atomic_compare_exchange_n(&f->state, &old, old | (FRAME_MIGRATING << 8), false,
+					      __ATOMIC_SEQ_CST, __ATOMIC_RELAXED));
+	return true;
+}
+
+void frame_clear_flags(struct frame *f, unsigned flags)
+{
+	__atomic_and_fetch(&f->state, ~((uint32_t)flags << 8), __ATOMIC_SEQ_CST);
+}
+
+void frame_set_flags(struct frame *f, unsigned flags)
+{
+	__atomic_or_fetch(&f->state, (uint32_t)flags << 8, __ATOMIC_SEQ_CST);
+}
+
 /* Give every record of 2 MiB chunk @chunk its own value if it is a huge frame (head plus
- * zero tails): the chunk is about to be partly rewritten. */
+ * zero tails): the chunk is about to be partly rewritten. The tails inherit the head's
+ * flags (FRAME_MIGRATING during a batch) and no pins (the head has none then). */
 static void split_huge(struct frame_table *t, uint64_t chunk)
 {
 	struct frame *f = &t->f[chunk * HUGE];
-	struct frame h = *f;
+	uint32_t st = frame_state(f);
+	uint32_t pfn = (uint32_t)frame_pfn(f);
 
-	if (!(h.flags & FRAME_HUGE_HEAD))
+	if (!((st >> 8) & FRAME_HUGE_HEAD))
 		return;
-	h.flags &= (uint8_t)~FRAME_HUGE_HEAD;
-	for (unsigned k = 0; k < HUGE; k++) {
-		f[k] = h;
-		f[k].pfn = h.pfn + k;
-	}
+	st = mkstate(st & 0xff, ((st >> 8) & 0xff) & ~FRAME_HUGE_HEAD, 0);
+	/* tails first: until the head loses FRAME_HUGE_HEAD, lookups of a tail that still
+	 * reads as zero go through the head */
+	for (unsigned k = 1; k < HUGE; k++)
+		rec_store(&f[k], pfn + k, st);
+	rec_store(&f[0], pfn, st);
 	tails_mark(t, chunk, true);
 }
 
 int frame_table_set(struct frame_table *t, gpa_t gpa, uint64_t size, unsigned pool, uint64_t pfn)
+{
+	return frame_table_set_flags(t, gpa, size, pool, pfn, 0);
+}
+
+int frame_table_set_flags(struct frame_table *t, gpa_t gpa, uint64_t size, unsigned pool,
+			  uint64_t pfn, unsigned flags)
 {
 	uint64_t i = gpa >> 12, end = i + (size >> 12);
 
@@ -85,20 +154,20 @@ int frame_table_set(struct frame_table *t, gpa_t gpa, uint64_t size, unsigned po
 		struct frame *f = &t->f[i];
 
 		if (i % HUGE == 0 && end - i >= HUGE && pfn % HUGE == 0) {
-			*f = (struct frame){ .pfn = (uint32_t)pfn, .pool = (uint8_t)pool,
-					     .flags = FRAME_PRESENT | FRAME_HUGE_HEAD };
 			/* tails must read as zero; clean ones are never touched, so their
-			 * pages stay unallocated */
+			 * pages stay unallocated. Head first: lookups of zeroed tails then
+			 * go to the new head. */
+			rec_store(f, (uint32_t)pfn, mkstate(pool, FRAME_PRESENT | FRAME_HUGE_HEAD | flags, 0));
 			if (tails_dirty(t, i / HUGE)) {
-				memset(&f[1], 0, (HUGE - 1) * sizeof(*f));
+				for (unsigned k = 1; k < HUGE; k++)
+					rec_store(&f[k], 0, 0);
 				tails_mark(t, i / HUGE, false);
 			}
 			i += HUGE;
 			pfn += HUGE;
 			continue;
 		}
-		*f = (struct frame){ .pfn = (uint32_t)pfn, .pool = (uint8_t)pool,
-				     .flags = FRAME_PRESENT };
+		rec_store(f, (uint32_t)pfn, mkstate(pool, FRAME_PRESENT | flags, 0));
 		if (i % HUGE)
 			tails_mark(t, i / HUGE, true);
 		i++;
@@ -107,26 +176,53 @@ int frame_table_set(struct frame_table *t, gpa_t gpa, uint64_t size, unsigned po
 	return 0;
 }
 
-const struct frame *frame_lookup(const struct frame_table *t, gpa_t gpa, uint64_t *pfn)
+struct frame *frame_get(struct frame_table *t, gpa_t gpa, uint64_t *pfn)
 {
 	uint64_t i = gpa >> 12;
-	const struct frame *f;
+	struct frame *f;
+	uint32_t st;
 
 	if (i >= t->nr)
 		return NULL;
 	f = &t->f[i];
-	if (!f->flags && (i & (HUGE - 1))) {
-		const struct frame *h = &t->f[i & ~(uint64_t)(HUGE - 1)];
+	st = frame_state(f);
+	if (!st && (i & (HUGE - 1))) {
+		struct frame *h = &t->f[i & ~(uint64_t)(HUGE - 1)];
 
-		if (h->flags & FRAME_HUGE_HEAD) { /* a tail */
+		if (frame_flags(h) & FRAME_HUGE_HEAD) { /* a tail */
 			if (pfn)
-				*pfn = h->pfn + (i & (HUGE - 1));
+				*pfn = frame_pfn(h) + (i & (HUGE - 1));
 			return h;
 		}
 	}
 	if (pfn)
-		*pfn = f->pfn;
-	return (f->flags & FRAME_PRESENT) ? f : NULL;
+		*pfn = frame_pfn(f);
+	return ((st >> 8) & FRAME_PRESENT) ? f : NULL;
+}
+
+const struct frame *frame_lookup(const struct frame_table *t, gpa_t gpa, uint64_t *pfn)
+{
+	return frame_get((struct frame_table *)t, gpa, pfn);
+}
+
+int frame_for_each(struct frame_table *t, gpa_t gpa, uint64_t size,
+		   int (*fn)(void *ctx, struct frame *f, gpa_t gpa, uint64_t npages), void *ctx)
+{
+	for (gpa_t g = gpa & ~4095ull, end = gpa + size; g < end;) {
+		struct frame *f = frame_get(t, g, NULL);
+		gpa_t next = g + 4096;
+		int r;
+
+		if (f && (frame_flags(f) & FRAME_HUGE_HEAD)) {
+			next = (g | ((HUGE << 12) - 1)) + 1;
+			if (next > end)
+				next = (end + 4095) & ~4095ull;
+		}
+		if (f && (r = fn(ctx, f, g, (next - g) >> 12)))
+			return r;
+		g = next;
+	}
+	return 0;
 }
 
 uint64_t frame_table_resident_bytes(const struct frame_table *t)

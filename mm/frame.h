@@ -11,25 +11,77 @@
 #ifndef S2VM_MM_FRAME_H
 #define S2VM_MM_FRAME_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "s2vm/types.h"
 
 enum frame_flags {
 	FRAME_PRESENT = 1u << 0,
-	FRAME_WP = 1u << 1, /* write-protected in the map */
-	FRAME_MIGRATING = 1u << 2,
+	FRAME_WP = 1u << 1, /* left read-only in the map by a lazy migration */
+	FRAME_MIGRATING = 1u << 2, /* in a migration batch: no new pins until it ends */
 	FRAME_HUGE_HEAD = 1u << 3,
 };
 
+/*
+ * One record. `state` packs pool (bits 0-7), flags (8-15) and the DMA pin count (16-31)
+ * so that a pin and the migration's "mark if unpinned" are each one compare-and-swap on
+ * the same word: a pin succeeds only while FRAME_MIGRATING is clear, marking succeeds
+ * only while the pin count is zero, so a frame is never copied while pinned (DESIGN.md,
+ * "DMA pinning"; the GUP/writeback pairing of seed-algorithms.md §4, made one atomic).
+ * Every access to pfn and state is atomic: devices read records without mm->lock.
+ * pfn and pool change only while FRAME_MIGRATING is set (or before the guest runs).
+ */
 struct frame {
 	uint32_t pfn; /* frame index in its pool (4 KiB units): up to 16 TiB per pool */
-	uint8_t pool; /* pool index */
-	uint8_t flags; /* enum frame_flags */
-	uint16_t pin; /* DMA pin count */
+	uint32_t state; /* pool | flags << 8 | pin << 16 */
 	uint32_t gen; /* low 32 bits of the generation of the last remap */
 	uint32_t reserved;
 };
+
+/* Pin counting: short-term pins (requests) add 1, long-term pins (registered buffers)
+ * add FRAME_PIN_LONGTERM; neither part may overflow into the next. */
+#define FRAME_PIN_LONGTERM 1024u
+#define FRAME_PIN_SHORT_MAX (FRAME_PIN_LONGTERM - 1)
+#define FRAME_PIN_LONG_MAX (0xffffu / FRAME_PIN_LONGTERM)
+
+static inline uint32_t frame_state(const struct frame *f)
+{
+	return __atomic_load_n(&f->state, __ATOMIC_ACQUIRE);
+}
+
+static inline unsigned frame_pool(const struct frame *f)
+{
+	return frame_state(f) & 0xff;
+}
+
+static inline unsigned frame_flags(const struct frame *f)
+{
+	return (frame_state(f) >> 8) & 0xff;
+}
+
+static inline unsigned frame_pins(const struct frame *f)
+{
+	return frame_state(f) >> 16;
+}
+
+static inline uint64_t frame_pfn(const struct frame *f)
+{
+	return __atomic_load_n(&f->pfn, __ATOMIC_ACQUIRE);
+}
+
+/* Pin @f by @inc (1 or FRAME_PIN_LONGTERM). Returns 0, -EBUSY (being migrated: wait for
+ * the batch and look it up again), -EOVERFLOW (that part of the count is full) or
+ * -ENOENT (not present). Full barrier: the caller re-validates its translation after. */
+int frame_pin(struct frame *f, unsigned inc) __attribute__((warn_unused_result));
+/* Drop a pin frame_pin() took. */
+void frame_unpin(struct frame *f, unsigned inc);
+/* Set FRAME_MIGRATING if @f has no pins (returns true), else leave it (false). */
+bool frame_try_mark(struct frame *f);
+/* Clear @flags on @f (atomic). */
+void frame_clear_flags(struct frame *f, unsigned flags);
+/* Set @flags on @f (atomic). */
+void frame_set_flags(struct frame *f, unsigned flags);
 
 _Static_assert(sizeof(struct frame) == 16, "frame records are 16 bytes");
 
@@ -49,10 +101,20 @@ void frame_table_destroy(struct frame_table *t);
  * numbers do not fit a record (8-bit pool, 32-bit frame). */
 int frame_table_set(struct frame_table *t, gpa_t gpa, uint64_t size, unsigned pool, uint64_t pfn)
 	__attribute__((warn_unused_result));
+/* The same, the new records carrying @flags (FRAME_MIGRATING while a batch ends). Pins of
+ * the old records must be zero (they are: marked records cannot be pinned). */
+int frame_table_set_flags(struct frame_table *t, gpa_t gpa, uint64_t size, unsigned pool,
+			  uint64_t pfn, unsigned flags) __attribute__((warn_unused_result));
 
 /* The record that describes @gpa's frame (the head for a huge tail) and @gpa's frame
  * index in its pool. Returns NULL if @gpa is outside the table or absent. */
 const struct frame *frame_lookup(const struct frame_table *t, gpa_t gpa, uint64_t *pfn);
+/* The same, writable (pins, flags), safe without mm->lock. */
+struct frame *frame_get(struct frame_table *t, gpa_t gpa, uint64_t *pfn);
+/* Apply @fn to each distinct record governing [gpa, gpa + size) once (a huge head once
+ * for its whole 2 MiB). Stops at the first nonzero return, which it returns. */
+int frame_for_each(struct frame_table *t, gpa_t gpa, uint64_t size,
+		   int (*fn)(void *ctx, struct frame *f, gpa_t gpa, uint64_t npages), void *ctx);
 
 static inline uint64_t frame_table_bytes(const struct frame_table *t)
 {

@@ -16,6 +16,7 @@ int gen_holder_add(struct gen_tracker *g, const char *name)
 	for (int i = 0; i < GEN_MAX_HOLDERS; i++) {
 		if (!__atomic_load_n(&g->holders[i].active, __ATOMIC_ACQUIRE)) {
 			g->holders[i].name = name;
+			__atomic_store_n(&g->holders[i].idle, false, __ATOMIC_RELAXED);
 			__atomic_store_n(&g->holders[i].done, gen_current(g), __ATOMIC_RELEASE);
 			/* active last: a reader that sees it sees done too */
 			__atomic_store_n(&g->holders[i].active, true, __ATOMIC_RELEASE);
@@ -52,6 +53,13 @@ void gen_publish(struct gen_tracker *g, int h, uint64_t gen)
 		;
 }
 
+void gen_holder_set_idle(struct gen_tracker *g, int h, bool idle)
+{
+	if (!idle) /* it is clean of everything up to now: it cached nothing while idle */
+		gen_publish(g, h, gen_current(g));
+	__atomic_store_n(&g->holders[h].idle, idle, __ATOMIC_SEQ_CST);
+}
+
 uint64_t gen_min_done(const struct gen_tracker *g)
 {
 	uint64_t m = gen_current(g);
@@ -59,7 +67,8 @@ uint64_t gen_min_done(const struct gen_tracker *g)
 	for (int i = 0; i < GEN_MAX_HOLDERS; i++) {
 		uint64_t d;
 
-		if (!__atomic_load_n(&g->holders[i].active, __ATOMIC_ACQUIRE))
+		if (!__atomic_load_n(&g->holders[i].active, __ATOMIC_ACQUIRE) ||
+		    __atomic_load_n(&g->holders[i].idle, __ATOMIC_SEQ_CST))
 			continue;
 		d = __atomic_load_n(&g->holders[i].done, __ATOMIC_ACQUIRE);
 		if (!gen_reached(d, m))

@@ -22,6 +22,7 @@
 struct gen_holder {
 	uint64_t done; /* atomic: every translation cached from before this gen is gone */
 	bool active;
+	bool idle; /* atomic: caches nothing now (a device queue waiting for work) */
 	const char *name;
 };
 
@@ -48,7 +49,10 @@ uint64_t gen_current(const struct gen_tracker *g);
  * flushing. done = max(done, gen) with release ordering.
  */
 void gen_publish(struct gen_tracker *g, int h, uint64_t gen);
-/* The smallest generation every active holder has passed. */
+/* Holder @h caches nothing until it calls gen_holder_set_idle(false), which publishes the
+ * current generation first: while idle it holds back no frees. */
+void gen_holder_set_idle(struct gen_tracker *g, int h, bool idle);
+/* The smallest generation every active, non-idle holder has passed. */
 uint64_t gen_min_done(const struct gen_tracker *g);
 
 /* Frames [first, first + n) of pool @pool, freeable once every holder passed @gen. */

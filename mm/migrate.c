@@ -269,7 +269,9 @@ static uint64_t settle_piece(struct mm *mm, unsigned target, const struct piece 
 			continue;
 		}
 		/* cannot fail: the range is inside RAM and the frame numbers came from a pool */
-		if (frame_table_set(&mm->ft, g, e - g, target, p->df + off))
+		if (frame_table_set_flags(&mm->ft, g, e - g, target, p->df + off,
+					  FRAME_MIGRATING |
+						  (mm->cfg.mig.lazy_writable ? FRAME_WP : 0)))
 			continue;
 		if (defer_push(&mm->deferred, p->sp, p->sf + off, n, gen)) {
 			mm_flush_and_free(mm); /* make room: everything before is freeable */
@@ -342,15 +344,40 @@ static int keep_readonly(struct mm *mm)
 	return e;
 }
 
+static int check_one(void *ctx, struct frame *f, gpa_t gpa, uint64_t npages)
+{
+	const char *when = ctx;
+	uint32_t st = frame_state(f);
+
+	(void)npages;
+	if (st >> 16 || !((st >> 8) & FRAME_MIGRATING)) {
+		/* a device could write this frame while it is copied: data would be lost */
+		fprintf(stderr,
+			"s2vm: BUG: migration %s: frame of GPA %#llx has %u pins, %smarked\n", when,
+			(unsigned long long)gpa, st >> 16,
+			(st >> 8) & FRAME_MIGRATING ? "" : "not ");
+		abort();
+	}
+	return 0;
+}
+
+/* The engine's assertion: no frame of the batch is pinned, or unmarked, around the copy. */
+static void check_unpinned(struct mm *mm, const struct piece *v, size_t np, const char *when)
+{
+	for (size_t i = 0; i < np; i++)
+		frame_for_each(&mm->ft, v[i].gpa, v[i].n * PAGE, check_one, (void *)when);
+}
+
 /*
- * Move one collected batch; adds what happened to @res. Caller holds mm->lock.
+ * Move one collected batch whose frames are all marked FRAME_MIGRATING; adds what
+ * happened to @res. Caller holds mm->lock (released while the default copy runs).
  * On a copy error or a failed write-protect the whole batch is put back on its old
  * frames (still mapped there) and made writable again, and the error is returned.
  * When the alias refuses part of the remap, exactly that part is put back, the rest
  * stays moved, and the error is returned. If a roll-back itself fails, mm_fatal().
  */
-static int migrate_batch(struct mm *mm, unsigned target, struct piece *v, size_t np,
-			 struct mig_result *res)
+static int migrate_marked(struct mm *mm, unsigned target, struct piece *v, size_t np,
+			  struct mig_result *res)
 {
 	const struct mig_policy *pol = &mm->cfg.mig;
 	struct s2_batch *b = &mm->batch;
@@ -381,11 +408,22 @@ static int migrate_batch(struct mm *mm, unsigned target, struct piece *v, size_t
 	if (r)
 		goto undo;
 
-	/* 2. copy */
+	/* 2. copy. Every frame is marked and unpinned, and stays so: nothing can write
+	 * it now (vCPUs fault on the read-only alias, devices cannot pin it). The default
+	 * copy runs without mm->lock, so guest access and IOTLB walks of other frames go
+	 * on; a hook (tests, the sim model) keeps it. */
+	check_unpinned(mm, v, np, "before the copy");
 	t0 = s2_now_ns();
+	if (!mm->cfg.copy)
+		pthread_mutex_unlock(&mm->lock);
 	for (i = 0; i < np && !r; i++)
 		r = copy_frames(mm, v[i].sp, v[i].sf, target, v[i].df, v[i].n);
+	if (!mm->cfg.copy)
+		pthread_mutex_lock(&mm->lock);
 	mm->mig.copy_ns += s2_now_ns() - t0;
+	check_unpinned(mm, v, np, "after the copy");
+	if (!r && mm->fatal)
+		r = -EIO;
 	if (r)
 		goto undo;
 
@@ -489,6 +527,245 @@ out:
 	return r;
 }
 
+/* Pages of a batch's pieces whose records are pinned: [gpa, gpa + n pages). */
+struct pinned_seg {
+	gpa_t gpa;
+	uint64_t n;
+};
+
+struct mark_ctx {
+	struct pinned_seg *v; /* pinned pages */
+	size_t n, cap;
+	uint64_t pages;
+	gpa_t *huge; /* 2 MiB chunks marked through their huge head */
+	size_t nh, caph;
+	int err;
+};
+
+static int push_huge(struct mark_ctx *c, gpa_t chunk)
+{
+	if (c->nh && c->huge[c->nh - 1] == chunk)
+		return 0;
+	if (c->nh == c->caph) {
+		size_t cap = c->caph ? c->caph * 2 : 16;
+		gpa_t *nv = realloc(c->huge, cap * sizeof(*nv));
+
+		if (!nv)
+			return -ENOMEM;
+		c->huge = nv;
+		c->caph = cap;
+	}
+	c->huge[c->nh++] = chunk;
+	return 0;
+}
+
+static int mark_one(void *ctx, struct frame *f, gpa_t gpa, uint64_t npages)
+{
+	struct mark_ctx *c = ctx;
+
+	if (frame_try_mark(f)) {
+		/* a split of this head during the batch passes the mark to all its tails:
+		 * remember to clear the whole chunk */
+		if ((frame_flags(f) & FRAME_HUGE_HEAD) &&
+		    push_huge(c, gpa & ~(HUGE * PAGE - 1))) {
+			c->err = -ENOMEM;
+			return -ENOMEM;
+		}
+		return 0;
+	}
+	c->pages += npages;
+	if (c->n && c->v[c->n - 1].gpa + c->v[c->n - 1].n * PAGE == gpa) {
+		c->v[c->n - 1].n += npages;
+		return 0;
+	}
+	if (c->n == c->cap) {
+		size_t cap = c->cap ? c->cap * 2 : 16;
+		struct pinned_seg *nv = realloc(c->v, cap * sizeof(*nv));
+
+		if (!nv) {
+			c->err = -ENOMEM;
+			return -ENOMEM;
+		}
+		c->v = nv;
+		c->cap = cap;
+	}
+	c->v[c->n++] = (struct pinned_seg){ gpa, npages };
+	return 0;
+}
+
+static int unmark_one(void *ctx, struct frame *f, gpa_t gpa, uint64_t npages)
+{
+	(void)ctx;
+	(void)gpa;
+	(void)npages;
+	frame_clear_flags(f, FRAME_MIGRATING);
+	return 0;
+}
+
+/* Clear FRAME_MIGRATING over the pieces @r and every record of the huge chunks marked
+ * through their head (a split passed the mark to all tails), and wake whoever waits.
+ * Caller holds mm->lock and mig_lock, so every mark is this batch's. */
+static void unmark_pieces(struct mm *mm, const struct mig_range *r, size_t n,
+			  struct mark_ctx *c)
+{
+	for (size_t i = 0; i < n; i++)
+		frame_for_each(&mm->ft, r[i].gpa, r[i].len, unmark_one, NULL);
+	for (size_t k = 0; k < c->nh; k++)
+		for (uint64_t j = 0; j < HUGE && c->huge[k] / PAGE + j < mm->ft.nr; j++)
+			frame_clear_flags(&mm->ft.f[c->huge[k] / PAGE + j], FRAME_MIGRATING);
+	c->nh = 0;
+	mm->batch_active = false;
+	pthread_cond_broadcast(&mm->batch_cond);
+}
+
+/* Mark every record of the pieces; collect the pinned pages in @c. Caller holds
+ * mm->lock. */
+static void mark_pieces(struct mm *mm, const struct piece *v, size_t np, struct mark_ctx *c)
+{
+	c->n = 0;
+	c->nh = 0;
+	c->pages = 0;
+	c->err = 0;
+	for (size_t i = 0; i < np && !c->err; i++)
+		frame_for_each(&mm->ft, v[i].gpa, v[i].n * PAGE, mark_one, c);
+}
+
+/* Ask every DMA holder to drain (submit, reap, unpin, publish): called without mm->lock,
+ * with mig_lock. Returns how many were asked. */
+static unsigned drain_holders(struct mm *mm)
+{
+	struct mm_dma_holder *hs[GEN_MAX_HOLDERS];
+	unsigned n = 0;
+
+	pthread_mutex_lock(&mm->lock);
+	for (unsigned i = 0; i < GEN_MAX_HOLDERS; i++)
+		if (mm->dma_holders[i] && mm->dma_holders[i]->drain)
+			hs[n++] = mm->dma_holders[i];
+	pthread_mutex_unlock(&mm->lock);
+	for (unsigned i = 0; i < n; i++)
+		hs[i]->drain(hs[i]->drain_ctx);
+	return n;
+}
+
+/*
+ * Remove the pinned pages @c from the pieces (their destination frames go back to the
+ * pool): pieces split around them. Returns the new piece array (@v or a new one) and
+ * count in *@np, or NULL (-ENOMEM: @v untouched).
+ */
+static struct piece *exclude_pinned(struct mm *mm, unsigned target, struct piece *v, size_t *np,
+				    const struct mark_ctx *c)
+{
+	struct piece *out = malloc((*np + c->n) * sizeof(*out));
+	size_t k = 0, s = 0;
+
+	if (!out)
+		return NULL;
+	for (size_t i = 0; i < *np; i++) {
+		gpa_t g = v[i].gpa, end = v[i].gpa + v[i].n * PAGE;
+
+		while (g < end) {
+			gpa_t stop = end;
+
+			while (s < c->n && c->v[s].gpa + c->v[s].n * PAGE <= g)
+				s++;
+			if (s < c->n && c->v[s].gpa <= g) { /* pinned from g */
+				gpa_t pe = c->v[s].gpa + c->v[s].n * PAGE;
+
+				stop = pe < end ? pe : end;
+				pool_free(&mm->pools[target], v[i].df + (g - v[i].gpa) / PAGE,
+					  (stop - g) / PAGE);
+			} else {
+				uint64_t off = (g - v[i].gpa) / PAGE;
+
+				if (s < c->n && c->v[s].gpa < end)
+					stop = c->v[s].gpa;
+				out[k++] = (struct piece){ .gpa = g, .n = (stop - g) / PAGE,
+							   .sp = v[i].sp, .sf = v[i].sf + off,
+							   .df = v[i].df + off, .perm = v[i].perm };
+			}
+			g = stop;
+		}
+	}
+	*np = k;
+	return out;
+}
+
+/*
+ * Mark, move and unmark one collected batch. Pinned frames are first drained for (once
+ * per batch: a transient reference of a device queue is not a pin), then skipped: left
+ * where they are, counted, for a later batch. Caller holds mig_lock and mm->lock.
+ */
+static int migrate_batch(struct mm *mm, unsigned target, struct piece *v, size_t np,
+			 struct mig_result *res)
+{
+	struct mark_ctx c = { 0 };
+	struct mig_range *ranges;
+	struct piece *w = v;
+	int r;
+
+	mark_pieces(mm, v, np, &c);
+	if (!c.err && c.pages) {
+		uint64_t before = c.pages;
+		struct mig_range *all = malloc(np * sizeof(*all));
+
+		/* a drain may complete requests, which touch guest memory: unmark first */
+		if (all) {
+			for (size_t i = 0; i < np; i++)
+				all[i] = (struct mig_range){ v[i].gpa, v[i].n * PAGE };
+			unmark_pieces(mm, all, np, &c);
+			free(all);
+			pthread_mutex_unlock(&mm->lock);
+			if (drain_holders(mm))
+				mm->pins.drains++;
+			pthread_mutex_lock(&mm->lock);
+			mark_pieces(mm, v, np, &c);
+			if (!c.err && c.pages < before)
+				mm->pins.drain_avoided += before - c.pages;
+		}
+	}
+	mm->batch_active = true;
+	if (!c.err && c.pages) {
+		w = exclude_pinned(mm, target, v, &np, &c);
+		if (!w)
+			c.err = -ENOMEM;
+		else {
+			mm->pins.skipped_pages += c.pages;
+			res->pinned += c.pages;
+		}
+	}
+	ranges = malloc((np ? np : 1) * sizeof(*ranges));
+	if (c.err || !ranges) {
+		/* cannot tell pinned from unpinned: move nothing */
+		struct mig_range *all = ranges ? ranges : malloc(np * sizeof(*all));
+
+		for (size_t i = 0; i < np; i++)
+			pool_free(&mm->pools[target], v[i].df, v[i].n);
+		if (all) {
+			for (size_t i = 0; i < np; i++)
+				all[i] = (struct mig_range){ v[i].gpa, v[i].n * PAGE };
+			unmark_pieces(mm, all, np, &c);
+		} else {
+			unmark_pieces(mm, &(struct mig_range){ 0, mm->cfg.mem_size }, 1, &c);
+		}
+		free(all);
+		free(c.v);
+		free(c.huge);
+		if (w != v)
+			free(w);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < np; i++)
+		ranges[i] = (struct mig_range){ w[i].gpa, w[i].n * PAGE };
+	r = np ? migrate_marked(mm, target, w, np, res) : 0;
+	unmark_pieces(mm, ranges, np, &c);
+	free(ranges);
+	free(c.v);
+	free(c.huge);
+	if (w != v)
+		free(w);
+	return r;
+}
+
 static int range_cmp(const void *a, const void *b)
 {
 	const struct mig_range *x = a, *y = b;
@@ -556,9 +833,11 @@ int mm_migrate(struct mm *mm, const struct mig_range *ranges, size_t n, unsigned
 	while (!cursor_done(&cur) && !r) {
 		size_t np;
 
+		pthread_mutex_lock(&mm->mig_lock);
 		pthread_mutex_lock(&mm->lock);
 		if (mm->fatal) {
 			pthread_mutex_unlock(&mm->lock);
+			pthread_mutex_unlock(&mm->mig_lock);
 			r = -EIO;
 			break;
 		}
@@ -584,6 +863,7 @@ int mm_migrate(struct mm *mm, const struct mig_range *ranges, size_t n, unsigned
 					mm->mig.aborted_pages += left;
 				}
 				pthread_mutex_unlock(&mm->lock);
+				pthread_mutex_unlock(&mm->mig_lock);
 				r = -ENOSPC;
 				break;
 			}
@@ -614,9 +894,11 @@ int mm_migrate(struct mm *mm, const struct mig_range *ranges, size_t n, unsigned
 			res->aborted += left;
 			mm->mig.aborted_pages += left;
 			pthread_mutex_unlock(&mm->lock);
+			pthread_mutex_unlock(&mm->mig_lock);
 			break;
 		}
 		pthread_mutex_unlock(&mm->lock);
+		pthread_mutex_unlock(&mm->mig_lock);
 	}
 	pthread_mutex_lock(&mm->lock);
 	mm->mig.skipped_pages += res->skipped;
@@ -627,64 +909,14 @@ out:
 	return r;
 }
 
-/*
- * Copy between @buf and guest memory [@gpa, @gpa + @len) through the pools' own
- * mappings, one memcpy per leaf span. Caller holds mm->lock. Returns 0 or -EFAULT.
- */
-static int guest_copy_locked(struct mm *mm, gpa_t gpa, void *buf, uint64_t len, bool to_guest)
+static int clear_wp(void *ctx, struct frame *f, gpa_t gpa, uint64_t npages)
 {
-	unsigned char *b = buf;
-
-	if (gpa > mm->cfg.mem_size || len > mm->cfg.mem_size - gpa)
-		return -EFAULT;
-	for (gpa_t g = gpa, end = gpa + len; g < end;) {
-		struct s2_leaf l;
-		hpa_t oa;
-		uint64_t step;
-		unsigned char *host;
-
-		if (s2_walk_span(&mm->map, g, end, &l, &oa, &step))
-			return -EFAULT; /* a hole */
-		host = mm->pools[oa >> MM_POOL_SHIFT].base + (oa & ((1ull << MM_POOL_SHIFT) - 1));
-		if (to_guest)
-			memcpy(host, b, step);
-		else
-			memcpy(b, host, step);
-		b += step;
-		g += step;
-	}
+	(void)ctx;
+	(void)gpa;
+	(void)npages;
+	if (frame_flags(f) & FRAME_WP)
+		frame_clear_flags(f, FRAME_WP);
 	return 0;
-}
-
-int mm_write_guest(struct mm *mm, gpa_t gpa, const void *src, uint64_t len)
-{
-	int r;
-
-	if (gpa > mm->cfg.mem_size || len > mm->cfg.mem_size - gpa)
-		return -EFAULT;
-	pthread_mutex_lock(&mm->lock);
-	/* Nothing may become writable, even through the pool, while a vCPU can still read
-	 * the old frame through a deferred invalidation: the lazy fix-up flushes first. */
-	for (gpa_t g = gpa & ~(PAGE - 1); g < gpa + len; g += PAGE) {
-		struct s2_leaf l;
-		unsigned lvl;
-
-		if (s2_walk(&mm->map, g, &l, &lvl) == 0 && !(l.perm & S2_PERM_W))
-			(void)mm_handle_write_fault_locked(mm, g);
-	}
-	r = guest_copy_locked(mm, gpa, (void *)src, len, true);
-	pthread_mutex_unlock(&mm->lock);
-	return r;
-}
-
-int mm_read_guest(struct mm *mm, gpa_t gpa, void *dst, uint64_t len)
-{
-	int r;
-
-	pthread_mutex_lock(&mm->lock);
-	r = guest_copy_locked(mm, gpa, dst, len, false);
-	pthread_mutex_unlock(&mm->lock);
-	return r;
 }
 
 /*
@@ -729,6 +961,7 @@ static int make_writable(struct mm *mm, gpa_t gpa, uint64_t len, unsigned perm)
 		return -EAGAIN;
 	}
 	mm->wfix_failures = 0;
+	frame_for_each(&mm->ft, gpa, len, clear_wp, NULL);
 	if (mm->maps_est)
 		mm->maps_est += 2;
 	if (!pages)
@@ -751,6 +984,13 @@ int mm_handle_write_fault_locked(struct mm *mm, gpa_t gpa)
 	if (s2_walk(&mm->map, gpa, &l, &lvl) || (l.perm & S2_PERM_W))
 		return -EFAULT;
 	lsz = s2_level_size(lvl);
+	{
+		/* never make a page of a batch writable while it is copied */
+		const struct frame *f = frame_lookup(&mm->ft, gpa, NULL);
+
+		if (f && (frame_flags(f) & FRAME_MIGRATING))
+			return -EAGAIN;
+	}
 	return make_writable(mm, gpa & ~(lsz - 1), lsz, l.perm | S2_PERM_W);
 }
 
@@ -759,7 +999,17 @@ int mm_handle_write_fault(struct mm *mm, gpa_t gpa, uint64_t seen_seq)
 	uint64_t t0 = s2_now_ns();
 	int r = 0;
 
-	pthread_mutex_lock(&mm->lock); /* waits for a batch in progress: no busy spin */
+	pthread_mutex_lock(&mm->lock);
+	/* wait for a batch that has this page (or, not knowing the page, any batch) */
+	for (;;) {
+		const struct frame *f = gpa < mm->cfg.mem_size ? frame_lookup(&mm->ft, gpa, NULL)
+							       : NULL;
+
+		if (!mm->batch_active || mm->fatal ||
+		    (gpa < mm->cfg.mem_size && !(f && (frame_flags(f) & FRAME_MIGRATING))))
+			break;
+		pthread_cond_wait(&mm->batch_cond, &mm->lock);
+	}
 	if (gpa != ~0ull)
 		mm->mig.fault_gpa_known++;
 	if (gpa != ~0ull && gpa < mm->cfg.mem_size) {

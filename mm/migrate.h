@@ -21,6 +21,7 @@ struct mig_result {
 	uint64_t pages; /* moved to the target */
 	uint64_t skipped; /* already there */
 	uint64_t aborted; /* not moved: the target pool ran out */
+	uint64_t pinned; /* not moved: pinned by a device (left for a later batch) */
 	uint64_t runs;
 	uint64_t batches;
 };

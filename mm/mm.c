@@ -500,6 +500,8 @@ int mm_create(struct mm *mm, const struct mm_config *cfg)
 	mm->map_budget = map_budget();
 	s2_batch_init(&mm->batch);
 	pthread_mutex_init(&mm->lock, NULL);
+	pthread_mutex_init(&mm->mig_lock, NULL);
+	pthread_cond_init(&mm->batch_cond, NULL);
 	gen_init(&mm->gens, 1);
 	mm->vcpu_holder = gen_holder_add(&mm->gens, "vcpus");
 	if (!mm->cfg.mig.cap_frames)
@@ -599,6 +601,8 @@ void mm_destroy(struct mm *mm)
 	free(mm->afail.v);
 	mm->afail.v = NULL;
 	pthread_mutex_destroy(&mm->lock);
+	pthread_mutex_destroy(&mm->mig_lock);
+	pthread_cond_destroy(&mm->batch_cond);
 }
 
 void mm_node_placement(const struct mm *mm, unsigned idx, uint64_t bytes[MM_MAX_POOLS])

@@ -183,7 +183,10 @@ struct mm {
 	unsigned wfix_failures; /* write-fault fix-ups refused by the alias in a row */
 	char fatal_msg[400];
 	uint64_t build_ns; /* time mm_create took */
-	pthread_mutex_t lock; /* serialises map updates, migrations, guest writes by the VMM */
+	pthread_mutex_t lock; /* serialises map updates; not held while a batch copies */
+	pthread_mutex_t mig_lock; /* one migration batch at a time; taken before lock */
+	pthread_cond_t batch_cond; /* (with lock) a batch ended, or unmarked its frames */
+	bool batch_active; /* under lock: a batch has frames marked FRAME_MIGRATING */
 	uint64_t seq; /* bumped (under lock) by every change that may end a write fault */
 	struct gen_tracker gens;
 	int vcpu_holder; /* the vCPU set as a translation holder */
@@ -255,19 +258,6 @@ static inline void *mm_alias_at(const struct mm *mm, gpa_t gpa)
 {
 	return (void *)((uintptr_t)mm->alias + gpa);
 }
-
-/*
- * Copy @len bytes into guest memory at @gpa on behalf of the VMM, through the pools' own
- * mappings (never the alias), after any migration batch in progress, and making lazily
- * write-protected pages writable first. Returns 0 or -EFAULT (outside RAM or unmapped).
- */
-int mm_write_guest(struct mm *mm, gpa_t gpa, const void *src, uint64_t len)
-	__attribute__((warn_unused_result));
-
-/* Copy @len bytes of guest memory at @gpa into @dst, through the pools' own mappings,
- * after any migration batch in progress. Returns 0 or -EFAULT. Takes mm->lock. */
-int mm_read_guest(struct mm *mm, gpa_t gpa, void *dst, uint64_t len)
-	__attribute__((warn_unused_result));
 
 /*
  * A vCPU's write to @gpa (~0 if unknown) faulted. Waits for a migration batch in

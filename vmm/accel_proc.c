@@ -490,7 +490,7 @@ static size_t proc_fetch(struct vcpu *v, uint64_t rip, uint8_t *b)
 	if (rip >= mem)
 		return 0;
 	n = mem - rip < INSN_MAX ? (size_t)(mem - rip) : INSN_MAX;
-	return mm_read_guest(&v->vm->mm, rip, b, n) ? 0 : n;
+	return mm_guest_read(&v->vm->mm, rip, b, n) ? 0 : n;
 }
 
 static void proc_exception(struct proc_vcpu *pv, struct accel_exit *x, unsigned vector,

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /* Guest hypercalls (include/s2vm/hypercall.h). Guest memory is read and written only
- * through the memory manager (mm_read_guest/mm_write_guest: checked, through the pools'
+ * through the memory manager (mm_guest_read/mm_guest_write: checked, through the pools'
  * own mappings); the block is copied once so a racing vCPU cannot change it midway. */
 #include <errno.h>
 #include <inttypes.h>
@@ -20,7 +20,7 @@ static int guest_name(struct vm *vm, uint64_t gpa, uint64_t len, char *out, bool
 {
 	if (len > S2_HC_NAME_MAX || (!len && !allow_empty))
 		return -EINVAL;
-	if (mm_read_guest(&vm->mm, gpa, out, len))
+	if (mm_guest_read(&vm->mm, gpa, out, len))
 		return -EFAULT;
 	out[len] = '\0';
 	for (uint64_t i = 0; i < len; i++)
@@ -70,7 +70,7 @@ static int64_t hc_console(struct vm *vm, const uint64_t *a)
 	for (uint64_t off = 0; off < a[1];) {
 		uint64_t n = a[1] - off < sizeof(buf) ? a[1] - off : sizeof(buf);
 
-		if (mm_read_guest(&vm->mm, a[0] + off, buf, n))
+		if (mm_guest_read(&vm->mm, a[0] + off, buf, n))
 			break;
 		fwrite(buf, 1, n, stdout);
 		off += n;
@@ -88,8 +88,8 @@ static int64_t hc_get_args(struct vm *vm, const uint64_t *a)
 	if (a[1] == 0)
 		return (int64_t)n;
 	len = n + 1 <= a[1] ? n : a[1] - 1;
-	if (mm_write_guest(&vm->mm, a[0], vm->guest_args, len) ||
-	    mm_write_guest(&vm->mm, a[0] + len, "", 1))
+	if (mm_guest_write(&vm->mm, a[0], vm->guest_args, len) ||
+	    mm_guest_write(&vm->mm, a[0] + len, "", 1))
 		return -EFAULT;
 	return (int64_t)n;
 }
@@ -113,7 +113,7 @@ enum hc_action hc_dispatch(struct vm *vm, uint32_t block_gpa, struct accel_exit 
 	struct s2_hc_block b;
 	int64_t ret = -ENOSYS;
 
-	if ((block_gpa % 8) || mm_read_guest(&vm->mm, block_gpa, &b, sizeof(b))) {
+	if ((block_gpa % 8) || mm_guest_read(&vm->mm, block_gpa, &b, sizeof(b))) {
 		x->kind = ACCEL_EXIT_CRASH;
 		snprintf(x->why, sizeof(x->why),
 			 "hypercall block at GPA %#x is outside RAM or unaligned", block_gpa);
@@ -165,7 +165,7 @@ enum hc_action hc_dispatch(struct vm *vm, uint32_t block_gpa, struct accel_exit 
 		break;
 	}
 	/* through the memory manager: the block may sit on a page being migrated */
-	if (mm_write_guest(&vm->mm, block_gpa + offsetof(struct s2_hc_block, ret), &ret,
+	if (mm_guest_write(&vm->mm, block_gpa + offsetof(struct s2_hc_block, ret), &ret,
 			   sizeof(ret))) {
 		x->kind = ACCEL_EXIT_CRASH;
 		snprintf(x->why, sizeof(x->why), "cannot write the hypercall result at GPA %#x",

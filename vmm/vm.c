@@ -149,7 +149,7 @@ static void vm_fill_bootinfo(const struct vm *vm, struct s2_bootinfo *bi, uint64
 /* elf_load()'s writer: through the memory manager (the alias may not map every page). */
 static int vm_write_guest(void *ctx, uint64_t gpa, const void *src, uint64_t len)
 {
-	return mm_write_guest(ctx, gpa, src, len);
+	return mm_guest_write(ctx, gpa, src, len);
 }
 
 int vm_load_kernel(struct vm *vm, const struct elf_image *img, const void *buf,
@@ -190,7 +190,7 @@ int vm_load_kernel(struct vm *vm, const struct elf_image *img, const void *buf,
 	ext[n++] = (struct x86_extent){ S2_BOOTINFO_GPA,
 					S2_BOOTINFO_GPA + sizeof(struct s2_bootinfo) };
 	for (unsigned i = 0; i < n && !r; i++)
-		r = mm_write_guest(&vm->mm, ext[i].start, low + ext[i].start,
+		r = mm_guest_write(&vm->mm, ext[i].start, low + ext[i].start,
 				   ext[i].end - ext[i].start);
 	free(low);
 	if (r)

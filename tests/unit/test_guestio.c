@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * The VMM's guest memory access (mm_read_guest, mm_write_guest) and the host alias, on
+ * The VMM's guest memory access (mm_guest_read, mm_guest_write) and the host alias, on
  * the real `kvm` backend (memfd pools, no /dev/kvm needed): random data written one way
  * reads back every other way, across 2 MiB blocks and pool boundaries, and after
  * migration; checked range errors that copy nothing. With alias_at_gpa: the alias at
@@ -206,8 +206,8 @@ static void check_read_guest(struct mm *mm, uint64_t seed, const unsigned char *
 	unsigned char *buf = malloc(size);
 
 	CU_ASSERT_PTR_NOT_NULL_FATAL(buf);
-	CU_ASSERT_EQUAL(mm_read_guest(mm, 0, buf, size), 0);
-	CU_ASSERT(same("mm_read_guest", seed, 0, buf, shadow, size));
+	CU_ASSERT_EQUAL(mm_guest_read(mm, 0, buf, size), 0);
+	CU_ASSERT(same("mm_guest_read", seed, 0, buf, shadow, size));
 	free(buf);
 }
 
@@ -258,7 +258,7 @@ static void test_default_roundtrip(void)
 	CU_ASSERT_NOT_EQUAL(pool_lo, pool_hi);
 
 	fill(&s, shadow, size);
-	CU_ASSERT_EQUAL_FATAL(mm_write_guest(&mm, 0, shadow, size), 0);
+	CU_ASSERT_EQUAL_FATAL(mm_guest_write(&mm, 0, shadow, size), 0);
 	check_alias(&mm, seed, shadow);
 
 	/* fixed spans, one way then the other */
@@ -267,12 +267,12 @@ static void test_default_roundtrip(void)
 		uint64_t l = fixed[i].len;
 
 		fill(&s, shadow + g, l);
-		CU_ASSERT_EQUAL(mm_write_guest(&mm, g, shadow + g, l), 0);
+		CU_ASSERT_EQUAL(mm_guest_write(&mm, g, shadow + g, l), 0);
 		CU_ASSERT(same("write_guest -> alias", seed, g, mm_alias_at(&mm, g), shadow + g,
 			       l));
 		fill(&s, shadow + g, l);
 		memcpy(mm_alias_at(&mm, g), shadow + g, l);
-		CU_ASSERT_EQUAL(mm_read_guest(&mm, g, buf, l), 0);
+		CU_ASSERT_EQUAL(mm_guest_read(&mm, g, buf, l), 0);
 		CU_ASSERT(same("alias -> read_guest", seed, g, buf, shadow + g, l));
 	}
 
@@ -285,14 +285,14 @@ static void test_default_roundtrip(void)
 		switch (rnd(&s) % 4) {
 		case 0:
 			fill(&s, shadow + g, l);
-			CU_ASSERT_EQUAL(mm_write_guest(&mm, g, shadow + g, l), 0);
+			CU_ASSERT_EQUAL(mm_guest_write(&mm, g, shadow + g, l), 0);
 			break;
 		case 1:
 			fill(&s, shadow + g, l);
 			memcpy(mm_alias_at(&mm, g), shadow + g, l);
 			break;
 		case 2:
-			CU_ASSERT_EQUAL(mm_read_guest(&mm, g, buf, l), 0);
+			CU_ASSERT_EQUAL(mm_guest_read(&mm, g, buf, l), 0);
 			CU_ASSERT(same("read_guest", seed, g, buf, shadow + g, l));
 			break;
 		default:
@@ -339,7 +339,7 @@ static void test_out_of_range(void)
 	CU_ASSERT_FATAL(shadow && buf && src && dst && sentinel);
 	CU_ASSERT_EQUAL_FATAL(create(&mm, &c), 0);
 	fill(&s, shadow, size);
-	CU_ASSERT_EQUAL_FATAL(mm_write_guest(&mm, 0, shadow, size), 0);
+	CU_ASSERT_EQUAL_FATAL(mm_guest_write(&mm, 0, shadow, size), 0);
 	fill(&s, src, size);
 	fill(&s, sentinel, size);
 
@@ -347,8 +347,8 @@ static void test_out_of_range(void)
 		int w, r;
 
 		memcpy(dst, sentinel, size);
-		w = mm_write_guest(&mm, bad[i].gpa, src, bad[i].len);
-		r = mm_read_guest(&mm, bad[i].gpa, dst, bad[i].len);
+		w = mm_guest_write(&mm, bad[i].gpa, src, bad[i].len);
+		r = mm_guest_read(&mm, bad[i].gpa, dst, bad[i].len);
 		CU_ASSERT_EQUAL(w, -EFAULT);
 		CU_ASSERT_EQUAL(r, -EFAULT);
 		if (w != -EFAULT || r != -EFAULT)
@@ -361,8 +361,8 @@ static void test_out_of_range(void)
 	check_read_guest(&mm, seed, shadow);
 	check_alias(&mm, seed, shadow);
 	/* the last bytes of RAM are reachable: the check is not off by one */
-	CU_ASSERT_EQUAL(mm_write_guest(&mm, size - 8, src, 8), 0);
-	CU_ASSERT_EQUAL(mm_read_guest(&mm, size - 8, buf, 8), 0);
+	CU_ASSERT_EQUAL(mm_guest_write(&mm, size - 8, src, 8), 0);
+	CU_ASSERT_EQUAL(mm_guest_read(&mm, size - 8, buf, 8), 0);
 	CU_ASSERT(same("last 8 bytes", seed, size - 8, buf, src, 8));
 	mm_destroy(&mm);
 	free(shadow);
@@ -396,15 +396,15 @@ static void test_at_gpa_roundtrip(void)
 
 	/* everything, below the floor too, through the pools; above it, at host == GPA */
 	fill(&s, shadow, size);
-	CU_ASSERT_EQUAL_FATAL(mm_write_guest(&mm, 0, shadow, size), 0);
+	CU_ASSERT_EQUAL_FATAL(mm_guest_write(&mm, 0, shadow, size), 0);
 	check_alias(&mm, seed, shadow);
 	check_read_guest(&mm, seed, shadow);
 
 	/* below the floor: only the pools, and a span across the floor */
 	fill(&s, shadow, floor + 300);
-	CU_ASSERT_EQUAL(mm_write_guest(&mm, 0, shadow, floor), 0);
-	CU_ASSERT_EQUAL(mm_write_guest(&mm, floor - 100, shadow + floor - 100, 400), 0);
-	CU_ASSERT_EQUAL(mm_read_guest(&mm, 0, buf, floor + 300), 0);
+	CU_ASSERT_EQUAL(mm_guest_write(&mm, 0, shadow, floor), 0);
+	CU_ASSERT_EQUAL(mm_guest_write(&mm, floor - 100, shadow + floor - 100, 400), 0);
+	CU_ASSERT_EQUAL(mm_guest_read(&mm, 0, buf, floor + 300), 0);
 	CU_ASSERT(same("below the floor", seed, 0, buf, shadow, floor + 300));
 	CU_ASSERT(same("across the floor, host side", seed, floor, (void *)(uintptr_t)floor,
 		       shadow + floor, 300));
@@ -423,12 +423,12 @@ static void test_at_gpa_roundtrip(void)
 		}
 		fill(&s, shadow + g, l);
 		if (op % 2) {
-			CU_ASSERT_EQUAL(mm_write_guest(&mm, g, shadow + g, l), 0);
+			CU_ASSERT_EQUAL(mm_guest_write(&mm, g, shadow + g, l), 0);
 			CU_ASSERT(same("write_guest -> host == GPA", seed, g, (void *)(uintptr_t)g,
 				       shadow + g, l));
 		} else {
 			memcpy((void *)(uintptr_t)g, shadow + g, l);
-			CU_ASSERT_EQUAL(mm_read_guest(&mm, g, buf, l), 0);
+			CU_ASSERT_EQUAL(mm_guest_read(&mm, g, buf, l), 0);
 			CU_ASSERT(same("host == GPA -> read_guest", seed, g, buf, shadow + g, l));
 		}
 	}
@@ -533,7 +533,7 @@ static void run_migrate(bool alias_at_gpa, bool lazy, uint64_t seed)
 		goto out;
 	CU_ASSERT_EQUAL_FATAL(create(&mm, &c), 0);
 	fill(&s, shadow, size);
-	CU_ASSERT_EQUAL_FATAL(mm_write_guest(&mm, 0, shadow, size), 0);
+	CU_ASSERT_EQUAL_FATAL(mm_guest_write(&mm, 0, shadow, size), 0);
 
 	CU_ASSERT_EQUAL(mm_migrate(&mm, to1, 2, 1, &res), 0);
 	CU_ASSERT_EQUAL(res.pages, 1024 + 75);
@@ -572,7 +572,7 @@ static void run_migrate(bool alias_at_gpa, bool lazy, uint64_t seed)
 
 		g = r->gpa ? r->gpa - 100 : 0;
 		fill(&s, shadow + g, r->len + 200);
-		CU_ASSERT_EQUAL(mm_write_guest(&mm, g, shadow + g, r->len + 200), 0);
+		CU_ASSERT_EQUAL(mm_guest_write(&mm, g, shadow + g, r->len + 200), 0);
 	}
 	check_read_guest(&mm, seed, shadow);
 	check_alias(&mm, seed, shadow);
@@ -582,11 +582,11 @@ static void run_migrate(bool alias_at_gpa, bool lazy, uint64_t seed)
 	if (maps_covered(host, host + PAGE, "rw?s")) {
 		fill(&s, shadow + g, 1000);
 		memcpy(mm_alias_at(&mm, g), shadow + g, 1000);
-		CU_ASSERT_EQUAL(mm_read_guest(&mm, g, buf, 1000), 0);
+		CU_ASSERT_EQUAL(mm_guest_read(&mm, g, buf, 1000), 0);
 		CU_ASSERT(same("alias -> read_guest after migration", seed, g, buf, shadow + g,
 			       1000));
 	} else {
-		CU_FAIL("a page written by mm_write_guest is still read-only in the alias");
+		CU_FAIL("a page written by mm_guest_write is still read-only in the alias");
 	}
 	mm_destroy(&mm);
 	if (alias_at_gpa)

@@ -6,8 +6,8 @@
  * (1%, 5%, 20%), eager and lazy, with and without deferred invalidation. After every
  * migration:
  *
- *  - no byte is lost or torn: mm_read_guest and the alias both show the shadow copy, which
- *    the test keeps up to date as it writes through mm_write_guest and, like a vCPU,
+ *  - no byte is lost or torn: mm_guest_read and the alias both show the shadow copy, which
+ *    the test keeps up to date as it writes through mm_guest_write and, like a vCPU,
  *    through the alias where /proc/self/maps says it is writable;
  *  - map, alias and frames agree: every alias page maps the pool memfd at exactly the
  *    offset the map names, with the map's permissions (read from /proc/self/maps, never
@@ -243,15 +243,15 @@ static int pool_of_ino(const struct env *e, unsigned long ino)
 
 /* ---- the checks ---- */
 
-/* [gpa, gpa + len) reads the same as the shadow through mm_read_guest and the alias. */
+/* [gpa, gpa + len) reads the same as the shadow through mm_guest_read and the alias. */
 static void check_data(struct env *e, gpa_t gpa, uint64_t len, const char *when)
 {
 	const unsigned char *w = e->shadow + gpa;
 	const unsigned char *views[2] = { e->buf + gpa, mm_alias_at(&e->mm, gpa) };
-	static const char *const name[2] = { "mm_read_guest", "the alias" };
-	int r = mm_read_guest(&e->mm, gpa, e->buf + gpa, len);
+	static const char *const name[2] = { "mm_guest_read", "the alias" };
+	int r = mm_guest_read(&e->mm, gpa, e->buf + gpa, len);
 
-	EXPECT(e, r == 0, "mm_read_guest [%#llx, +%#llx) %s: %d\n", (unsigned long long)gpa,
+	EXPECT(e, r == 0, "mm_guest_read [%#llx, +%#llx) %s: %d\n", (unsigned long long)gpa,
 	       (unsigned long long)len, when, r);
 	for (int k = 0; k < 2; k++) {
 		uint64_t bad = 0, first = 0;
@@ -309,7 +309,7 @@ static void check_agree(struct env *e, bool eager_w)
 		{
 			const struct frame *rec = frame_lookup(&e->mm.ft, g, &ft_pfn);
 
-			if ((!rec || rec->pool != pool || ft_pfn != f) && !ft_bad++)
+			if ((!rec || frame_pool(rec) != pool || ft_pfn != f) && !ft_bad++)
 				first[7] = g;
 		}
 		if (seen[pool][f / 64] >> (f % 64) & 1) {
@@ -571,7 +571,7 @@ static bool vm_open(struct env *e)
 		CU_ASSERT_PTR_NOT_NULL_FATAL(e->fr[p]);
 	}
 	fill(&e->rng, e->shadow, e->size);
-	r = mm_write_guest(&e->mm, 0, e->shadow, e->size);
+	r = mm_guest_write(&e->mm, 0, e->shadow, e->size);
 	EXPECT(e, r == 0, "the initial fill failed: %d\n", r);
 	/* on from here: mm_create's own mapping of the alias is not under test */
 	e->mm.cfg.inject.per_million[MM_CALL_MMAP] = e->rc->rate;
@@ -727,7 +727,7 @@ static bool stopped(struct env *e, const char *where)
 	return true;
 }
 
-/* The VMM writes: random spans through mm_write_guest (lazy fix-ups happen here). */
+/* The VMM writes: random spans through mm_guest_write (lazy fix-ups happen here). */
 static void guest_writes(struct env *e)
 {
 	for (int k = 1 + (int)(rnd(&e->rng) % 3); k > 0; k--) {
@@ -739,8 +739,8 @@ static void guest_writes(struct env *e)
 		if (len > e->size - g)
 			len = e->size - g;
 		fill(&e->rng, e->shadow + g, len);
-		r = mm_write_guest(&e->mm, g, e->shadow + g, len);
-		EXPECT(e, r == 0, "mm_write_guest [%#llx, +%#llx): %d\n", (unsigned long long)g,
+		r = mm_guest_write(&e->mm, g, e->shadow + g, len);
+		EXPECT(e, r == 0, "mm_guest_write [%#llx, +%#llx): %d\n", (unsigned long long)g,
 		       (unsigned long long)len, r);
 		e->t.guest_writes++;
 		if (e->mm.fatal)
@@ -1007,7 +1007,7 @@ static void run(const struct run_cfg *rc, uint64_t salt, struct totals *sum)
 		if (stopped(e, "vCPU write fault"))
 			continue;
 		guest_writes(e);
-		if (stopped(e, "mm_write_guest"))
+		if (stopped(e, "mm_guest_write"))
 			continue;
 		one_migration(e);
 	}
@@ -1264,7 +1264,7 @@ static void test_map_budget(void)
 	CU_ASSERT_FATAL(r && data && back);
 	CU_ASSERT_EQUAL_FATAL(mm_create(&mm, &c), 0);
 	fill(&x, data, c.mem_size);
-	CU_ASSERT_EQUAL_FATAL(mm_write_guest(&mm, 0, data, c.mem_size), 0);
+	CU_ASSERT_EQUAL_FATAL(mm_guest_write(&mm, 0, data, c.mem_size), 0);
 	/* room for fewer mappings than one batch of 1024 pieces may make */
 	before = mm_process_mappings();
 	CU_ASSERT_FATAL(before > 0);
@@ -1280,7 +1280,7 @@ static void test_map_budget(void)
 	CU_ASSERT_EQUAL(moved + res.aborted, NODE_SIZE / PAGE / 2);
 	CU_ASSERT_EQUAL(mm.mig.map_budget_stops, 1);
 	CU_ASSERT(after <= mm.map_budget);
-	CU_ASSERT_EQUAL(mm_read_guest(&mm, 0, back, c.mem_size), 0);
+	CU_ASSERT_EQUAL(mm_guest_read(&mm, 0, back, c.mem_size), 0);
 	CU_ASSERT_EQUAL(memcmp(back, data, c.mem_size), 0);
 	CU_ASSERT_EQUAL(memcmp(mm_alias_at(&mm, 0), data, c.mem_size), 0);
 	if (ret != -ENOSPC || after > mm.map_budget)
@@ -1308,7 +1308,7 @@ static void test_table_fail(void)
 	CU_ASSERT_FATAL(data && back);
 	CU_ASSERT_EQUAL_FATAL(mm_create(&mm, &c), 0);
 	fill(&x, data, c.mem_size);
-	CU_ASSERT_EQUAL_FATAL(mm_write_guest(&mm, 0, data, c.mem_size), 0);
+	CU_ASSERT_EQUAL_FATAL(mm_guest_write(&mm, 0, data, c.mem_size), 0);
 	mm.cfg.inject.per_million[MM_CALL_TABLE] = 1000000;
 	ret = mm_migrate(&mm, &r, 1, 1, &res);
 	CU_ASSERT_EQUAL(ret, -ENOMEM);
@@ -1316,13 +1316,13 @@ static void test_table_fail(void)
 	CU_ASSERT_EQUAL(res.pages, 0);
 	CU_ASSERT_FALSE(mm.fatal);
 	CU_ASSERT_EQUAL(mm_gpa_node(&mm, r.gpa), 0);
-	CU_ASSERT_EQUAL(mm_read_guest(&mm, 0, back, c.mem_size), 0);
+	CU_ASSERT_EQUAL(mm_guest_read(&mm, 0, back, c.mem_size), 0);
 	CU_ASSERT_EQUAL(memcmp(back, data, c.mem_size), 0);
 	CU_ASSERT_EQUAL(memcmp(mm_alias_at(&mm, 0), data, c.mem_size), 0);
 	/* the alias is writable again where the map says so */
 	((unsigned char *)mm_alias_at(&mm, r.gpa))[0] ^= 0xff;
 	data[r.gpa] ^= 0xff;
-	CU_ASSERT_EQUAL(mm_read_guest(&mm, r.gpa, back, 1), 0);
+	CU_ASSERT_EQUAL(mm_guest_read(&mm, r.gpa, back, 1), 0);
 	CU_ASSERT_EQUAL(back[0], data[r.gpa]);
 	/* with tables again, the same move goes through */
 	mm.cfg.inject.per_million[MM_CALL_TABLE] = 0;

@@ -189,9 +189,9 @@ static void test_frame_table(void)
 	CU_ASSERT_EQUAL(frame_table_set(&t, 2 << 20, 4 << 20, 2, 1024), 0);
 	f = frame_lookup(&t, (2 << 20) + 5 * 4096, &pfn);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(f);
-	CU_ASSERT_EQUAL(f->pool, 2);
+	CU_ASSERT_EQUAL(frame_pool(f), 2);
 	CU_ASSERT_EQUAL(pfn, 1024 + 5);
-	CU_ASSERT(f->flags & FRAME_HUGE_HEAD);
+	CU_ASSERT(frame_flags(f) & FRAME_HUGE_HEAD);
 	/* tail records are identical, whichever huge frame they belong to */
 	CU_ASSERT_EQUAL(memcmp(&t.f[(2 << 20) / 4096 + 7], &t.f[(4 << 20) / 4096 + 300],
 			       sizeof(struct frame)), 0);
@@ -201,37 +201,37 @@ static void test_frame_table(void)
 	CU_ASSERT_EQUAL(frame_table_set(&t, 8 << 20, 3 * 4096, 1, 77), 0);
 	f = frame_lookup(&t, (8 << 20) + 2 * 4096, &pfn);
 	CU_ASSERT_EQUAL(pfn, 79);
-	CU_ASSERT_FALSE(f->flags & FRAME_HUGE_HEAD);
+	CU_ASSERT_FALSE(frame_flags(f) & FRAME_HUGE_HEAD);
 	/* re-backing a huge frame with 4 KiB frames and back again keeps lookups right */
 	CU_ASSERT_EQUAL(frame_table_set(&t, 2 << 20, 4096, 3, 9), 0);
 	f = frame_lookup(&t, 2 << 20, &pfn);
-	CU_ASSERT_EQUAL(f->pool, 3);
+	CU_ASSERT_EQUAL(frame_pool(f), 3);
 	CU_ASSERT_EQUAL(pfn, 9);
 	/* ... and the rest of that huge frame still names its own frames */
 	for (uint64_t k = 1; k < 512; k++) {
 		f = frame_lookup(&t, (2 << 20) + k * 4096, &pfn);
 		CU_ASSERT_PTR_NOT_NULL_FATAL(f);
-		CU_ASSERT_EQUAL(f->pool, 2);
+		CU_ASSERT_EQUAL(frame_pool(f), 2);
 		CU_ASSERT_EQUAL(pfn, 1024 + k);
 	}
 	/* the last page of the second huge frame, then a run straddling both */
 	CU_ASSERT_EQUAL(frame_table_set(&t, (6 << 20) - 4096, 4096, 4, 5), 0);
 	f = frame_lookup(&t, (6 << 20) - 8192, &pfn);
-	CU_ASSERT_EQUAL(f->pool, 2);
+	CU_ASSERT_EQUAL(frame_pool(f), 2);
 	CU_ASSERT_EQUAL(pfn, 1024 + 1022);
 	CU_ASSERT_EQUAL(frame_table_set(&t, (4 << 20) - 8192, 4 * 4096, 5, 100), 0);
 	f = frame_lookup(&t, (4 << 20) - 12288, &pfn);
-	CU_ASSERT_EQUAL(f->pool, 2);
+	CU_ASSERT_EQUAL(frame_pool(f), 2);
 	CU_ASSERT_EQUAL(pfn, 1024 + 509);
 	f = frame_lookup(&t, (4 << 20) + 4096, &pfn);
-	CU_ASSERT_EQUAL(f->pool, 5);
+	CU_ASSERT_EQUAL(frame_pool(f), 5);
 	CU_ASSERT_EQUAL(pfn, 103);
 	f = frame_lookup(&t, (4 << 20) + 2 * 4096, &pfn);
-	CU_ASSERT_EQUAL(f->pool, 2);
+	CU_ASSERT_EQUAL(frame_pool(f), 2);
 	CU_ASSERT_EQUAL(pfn, 1024 + 512 + 2);
 	CU_ASSERT_EQUAL(frame_table_set(&t, 2 << 20, 2 << 20, 2, 1024), 0);
 	f = frame_lookup(&t, (2 << 20) + 4096, &pfn);
-	CU_ASSERT_EQUAL(f->pool, 2);
+	CU_ASSERT_EQUAL(frame_pool(f), 2);
 	CU_ASSERT_EQUAL(pfn, 1025);
 	CU_ASSERT_PTR_NULL(frame_lookup(&t, 64 << 20, &pfn)); /* past the end */
 	frame_table_destroy(&t);
