@@ -178,11 +178,22 @@ static void sim_tlbi(void *ctx, gpa_t gpa, uint64_t size)
 
 	s->tlbi_calls++;
 	for (unsigned i = 0; i < s->nr_agents; i++)
-		for (unsigned j = 0; j < SIM_TLB_ENTRIES; j++)
+		for (unsigned j = 0; j < SIM_TLB_ENTRIES && !s->agents[i].device; j++)
 			if (overlaps(&s->agents[i].e[j], gpa, size)) {
 				s->agents[i].e[j].valid = false;
 				s->tlbi_entries++;
 			}
+}
+
+void s2_sim_agent_set_device(struct s2_sim *s, unsigned agent, bool device)
+{
+	s->agents[agent].device = device;
+}
+
+void s2_sim_agent_flush(struct s2_sim *s, unsigned agent)
+{
+	for (unsigned j = 0; j < SIM_TLB_ENTRIES; j++)
+		s->agents[agent].e[j].valid = false;
 }
 
 static bool any_cached(const struct s2_sim *s, gpa_t gpa, uint64_t size)
@@ -244,7 +255,8 @@ static int sim_commit(void *ctx, const struct s2_batch *b)
 		if (ch->inv == S2_INV_NONE)
 			continue;
 		for (unsigned i = 0; i < s->nr_agents; i++) {
-			for (unsigned j = 0; j < SIM_TLB_ENTRIES; j++) {
+			/* devices write only through pinned frames, which no batch changes */
+			for (unsigned j = 0; j < SIM_TLB_ENTRIES && !s->agents[i].device; j++) {
 				const struct sim_tlbe *e = &s->agents[i].e[j];
 				struct s2_leaf l;
 				unsigned lvl;

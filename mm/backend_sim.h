@@ -5,7 +5,8 @@
  * bugs as they happen:
  *   SIM_STALE_WRITABLE  a writable cached translation survives a committed change that
  *                       removed write access (or the mapping)
- *   SIM_UAF             an access reaches a freed frame (through a stale translation)
+ *   SIM_UAF             an access reaches a freed frame (through a stale translation,
+ *                       e.g. a device's IOTLB entry kept past the frame's free)
  *   SIM_OA_NO_BBM       arm64: a live entry's output address changed without
  *                       break-before-make while writable or with different contents
  *   SIM_PERM_AND_OA     arm64: permission and output address changed in one write
@@ -40,6 +41,8 @@ struct sim_tlbe {
 struct sim_agent {
 	struct sim_tlbe e[SIM_TLB_ENTRIES];
 	unsigned next; /* round-robin victim */
+	bool device; /* a device queue: its IOTLB is not shot down by the map's
+		      * invalidations, only dropped at its quiescent points */
 };
 
 struct s2_sim {
@@ -78,6 +81,11 @@ void s2_sim_frame_free(struct s2_sim *s, hpa_t pa, uint64_t size);
 void s2_sim_frame_copy(struct s2_sim *s, hpa_t dst, hpa_t src, uint64_t size);
 /* An s2_copy_fn for s2_remap_safe(): @ctx is the struct s2_sim. */
 int s2_sim_copy(void *ctx, hpa_t from, hpa_t to, uint64_t len);
+
+/* Make @agent a device (see struct sim_agent). */
+void s2_sim_agent_set_device(struct s2_sim *s, unsigned agent, bool device);
+/* Drop every translation @agent caches (a device queue's quiescent point). */
+void s2_sim_agent_flush(struct s2_sim *s, unsigned agent);
 
 uint64_t s2_sim_violations(const struct s2_sim *s);
 const char *s2_sim_rule_name(enum sim_rule r);
