@@ -46,6 +46,14 @@ static int create(struct mm *mm, const struct mm_config *c)
 	return r;
 }
 
+static uint64_t rnd(uint64_t *s)
+{
+	*s ^= *s << 13;
+	*s ^= *s >> 7;
+	*s ^= *s << 17;
+	return *s * 0x2545f4914f6cdd1dull;
+}
+
 static int node_of(struct mm *mm, gpa_t g)
 {
 	return mm_gpa_node(mm, g);
@@ -313,14 +321,6 @@ struct race {
 	uint64_t writes, errors;
 };
 
-static uint64_t rnd(uint64_t *s)
-{
-	*s ^= *s << 13;
-	*s ^= *s >> 7;
-	*s ^= *s << 17;
-	return *s * 0x2545f4914f6cdd1dull;
-}
-
 static void *device_thread(void *arg)
 {
 	struct race *r = arg;
@@ -409,7 +409,89 @@ static void test_race(void)
 	free(r);
 }
 
+/* Hostile ranges from a driver: whatever mm_dma_map answers, it leaves no pin behind on
+ * failure, covers exactly the range on success, and never points outside the pools. */
+static void test_hostile_ranges(void)
+{
+	struct mm_config c = two_nodes(4 * MIB);
+	struct mm mm;
+	struct mm_dma_holder h;
+	uint64_t s = unit_seed(0xbadd0a11), size = 8 * MIB;
+	unsigned ok = 0, efault = 0, e2big = 0;
+
+	CU_ASSERT_EQUAL_FATAL(create(&mm, &c), 0);
+	CU_ASSERT_EQUAL_FATAL(mm_dma_holder_init(&mm, &h, "hostile", NULL, NULL), 0);
+	mm_dma_busy(&h);
+	for (int i = 0; i < 20000; i++) {
+		static const uint64_t edges[] = { 0, 1, 4095, 4096, 2 * MIB - 1, 2 * MIB };
+		struct iovec iov[8];
+		uint64_t kind = rnd(&s) % 6, gpa, len, sum = 0;
+		unsigned max = 1 + (unsigned)(rnd(&s) % 8);
+		int n;
+
+		switch (kind) {
+		case 0: /* near the end of RAM */
+			gpa = size - rnd(&s) % 9000;
+			len = rnd(&s) % 20000;
+			break;
+		case 1: /* wrapping */
+			gpa = ~0ull - rnd(&s) % 10000;
+			len = 1 + rnd(&s) % 100000;
+			break;
+		case 2: /* huge length */
+			gpa = rnd(&s) % size;
+			len = (rnd(&s) | 1ull << 40) >> (rnd(&s) % 24);
+			break;
+		case 3: /* around a 2 MiB / node boundary */
+			gpa = (1 + rnd(&s) % 3) * 2 * MIB - edges[rnd(&s) % 6];
+			len = edges[rnd(&s) % 6] + rnd(&s) % 3;
+			break;
+		default: /* anything inside */
+			gpa = rnd(&s) % size;
+			len = rnd(&s) % (64 * 1024);
+			break;
+		}
+		n = mm_dma_map(&mm, &h, gpa, len, rnd(&s) & 1 ? MM_DMA_TO_DEVICE : MM_DMA_FROM_DEVICE,
+			       iov, max);
+		if (n < 0) {
+			CU_ASSERT(n == -EFAULT || n == -E2BIG);
+			efault += n == -EFAULT;
+			e2big += n == -E2BIG;
+			if (n == -EFAULT)
+				CU_ASSERT(gpa > size || len > size - gpa);
+		} else {
+			CU_ASSERT(gpa <= size && len <= size - gpa);
+			CU_ASSERT((unsigned)n <= max);
+			for (int k = 0; k < n; k++) {
+				const unsigned char *b = iov[k].iov_base;
+				bool inside = false;
+
+				for (unsigned p = 0; p < mm.nr_pools; p++)
+					inside |= b >= mm.pools[p].base &&
+						  b + iov[k].iov_len <= mm.pools[p].base +
+									   (mm.pools[p].nr_frames << 12);
+				CU_ASSERT(inside);
+				sum += iov[k].iov_len;
+			}
+			CU_ASSERT_EQUAL(sum, len);
+			mm_dma_unmap(&mm, &h, gpa, len);
+			ok++;
+		}
+		if (mm.pins.short_now) {
+			CU_FAIL("a pin stayed behind");
+			fprintf(stderr, "\n  gpa %#llx len %#llx -> %d (seed %#llx)\n",
+				(unsigned long long)gpa, (unsigned long long)len, n,
+				(unsigned long long)s);
+			break;
+		}
+	}
+	CU_ASSERT(ok > 0 && efault > 0 && e2big > 0);
+	mm_dma_holder_destroy(&h);
+	mm_destroy(&mm);
+}
+
 static CU_TestInfo tests[] = {
+	{ "hostile ranges: right answers, no pin left behind", test_hostile_ranges },
 	{ "pin counter: bias, overflow, mark vs pin", test_pin_counter },
 	{ "IOTLB: hits, stale entries, generations, frees", test_iotlb },
 	{ "drain before skip: a transient reference", test_drain_transient },
