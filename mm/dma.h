@@ -96,7 +96,8 @@ int mm_dma_map(struct mm *mm, struct mm_dma_holder *h, gpa_t gpa, uint64_t len,
 void mm_dma_unmap(struct mm *mm, struct mm_dma_holder *h, gpa_t gpa, uint64_t len);
 
 /* Copy between guest memory and a buffer for @h (pins held only during the copy): for
- * ring structures. Return 0 or the mm_dma_map() errors. */
+ * ring structures. Not single-copy atomic (byte-wise under ASan): read or write a ring
+ * index through mm_dma_map() and an atomic access. Return 0 or the mm_dma_map() errors. */
 int mm_dma_read(struct mm *mm, struct mm_dma_holder *h, gpa_t gpa, void *dst, uint64_t len)
 	__attribute__((warn_unused_result));
 int mm_dma_write(struct mm *mm, struct mm_dma_holder *h, gpa_t gpa, const void *src,
@@ -105,8 +106,9 @@ int mm_dma_write(struct mm *mm, struct mm_dma_holder *h, gpa_t gpa, const void *
 /* A quiescent point of @h (between requests): if the generation moved, drop the IOTLB;
  * publish the generation it is clean of. Cheap when nothing changed. */
 void mm_dma_quiesce(struct mm_dma_holder *h);
-/* @h holds no translations and no pins until mm_dma_busy(): it no longer holds back
- * frees (a queue waiting for its next notify). */
+/* @h caches no translations until mm_dma_busy(): it no longer holds back frees (a queue
+ * waiting for its next notify). Requests in flight may keep their pins: pinned frames
+ * are never moved, so nothing they reach is freed. */
 void mm_dma_idle(struct mm_dma_holder *h);
 void mm_dma_busy(struct mm_dma_holder *h);
 

@@ -15,6 +15,7 @@
 #include "vmm/options.h"
 #include "vmm/stats.h"
 #include "vmm/version.h"
+#include "vmm/virtio_blk.h"
 #include "vmm/vm.h"
 
 #define KERNEL_MAX_BYTES (1ull << 30)
@@ -83,6 +84,7 @@ int cmd_run(int argc, char **argv)
 	struct run_ctx ctx;
 	struct vm vm;
 	struct churn churn = { 0 };
+	struct vblk *disks[RUN_MAX_DISKS] = { NULL };
 	sigset_t sigs;
 	void *kernel;
 	size_t klen = 0;
@@ -113,6 +115,13 @@ int cmd_run(int argc, char **argv)
 		fprintf(stderr, "s2vm run: %s: %s\n", o.kernel, e.msg);
 		goto out_kernel;
 	}
+	/* the disks' files: a bad --disk is an option error, before any VM exists */
+	for (unsigned i = 0; i < o.nr_disks; i++) {
+		if (vblk_open(&o.disks[i], i, &disks[i], &e)) {
+			fprintf(stderr, "s2vm run: %s\n", e.msg);
+			goto out_disks;
+		}
+	}
 	memset(&cfg, 0, sizeof(cfg));
 	cfg.accel = &accel_proc_ops;
 	cfg.accel_fd = -1;
@@ -123,7 +132,7 @@ int cmd_run(int argc, char **argv)
 			cfg.accel_fd = r;
 		} else if (o.accel == ACCEL_KVM) {
 			fprintf(stderr, "s2vm run: %s%s\n", e.msg, accel_kvm_hint(r));
-			goto out_kernel;
+			goto out_disks;
 		} else {
 			fprintf(stderr, "s2vm: KVM is not usable here (%s); using --accel proc\n",
 				e.msg);
@@ -138,7 +147,7 @@ int cmd_run(int argc, char **argv)
 	if (getenv("S2VM_INJECT")) { /* read once, here: tests only */
 		if (inject_parse(getenv("S2VM_INJECT"), &cfg.mem.inject, &e)) {
 			fprintf(stderr, "s2vm run: %s\n", e.msg);
-			goto out_kernel;
+			goto out_disks;
 		}
 		fprintf(stderr, "s2vm: S2VM_INJECT=%s: host calls of the memory manager fail "
 				"at those rates\n",
@@ -146,7 +155,18 @@ int cmd_run(int argc, char **argv)
 	}
 	cfg.nr_vcpus = o.vcpus;
 	cfg.guest_args = o.guest_args;
-	if (vm_create(&vm, &cfg, &e) || vm_load_kernel(&vm, &img, kernel, &e)) {
+	if (vm_create(&vm, &cfg, &e)) {
+		fprintf(stderr, "s2vm run: %s\n", e.msg);
+		goto out_vm;
+	}
+	/* devices before the kernel: boot info lists them; disk k in slot k */
+	for (unsigned i = 0; i < o.nr_disks; i++) {
+		if (vblk_attach(disks[i], &vm, vm.mmio_base + i * S2_VIRTIO_MMIO_SLOT, &e)) {
+			fprintf(stderr, "s2vm run: %s\n", e.msg);
+			goto out_vm;
+		}
+	}
+	if (vm_load_kernel(&vm, &img, kernel, &e)) {
 		fprintf(stderr, "s2vm run: %s\n", e.msg);
 		goto out_vm;
 	}
@@ -176,11 +196,20 @@ int cmd_run(int argc, char **argv)
 	}
 	ctx.stats = o.stats;
 	code = vm_run(&vm, on_usr1, &ctx);
-	churn_join(&churn);
+	churn_join(&churn); /* no migration calls a queue's drain after this */
+	for (unsigned i = 0; i < o.nr_disks; i++)
+		vblk_stop(disks[i]); /* requests in flight complete, pins dropped */
 	if (o.stats != RUN_STATS_NONE)
 		vm_stats_print(&vm, o.stats, o.stats == RUN_STATS_JSON ? stdout : stderr);
 out_vm:
+	for (unsigned i = 0; i < o.nr_disks; i++) {
+		vblk_close(disks[i]); /* before the memory manager goes */
+		disks[i] = NULL;
+	}
 	vm_destroy(&vm);
+out_disks:
+	for (unsigned i = 0; i < o.nr_disks; i++)
+		vblk_close(disks[i]);
 out_kernel:
 	free(kernel);
 out_opts:

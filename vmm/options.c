@@ -123,6 +123,19 @@ void run_opts_usage(FILE *f)
 		"                       batch (eager, default) or on their first write\n"
 		"      --stats[=FMT]    print memory statistics at exit (and on SIGUSR1);\n"
 		"                       FMT is text (default, stderr) or json (stdout)\n"
+		"      --disk path=FILE[,readonly=on][,direct=on][,num_queues=N]\n"
+		"             [,queue_size=N][,home_node=N][,registered=on][,pinned_max=SIZE]\n"
+		"                       a virtio-blk disk (virtio-mmio) backed by FILE, a\n"
+		"                       regular file or block device; repeat for more disks\n"
+		"                       (at most %d). readonly=on: the guest cannot write it.\n"
+		"                       direct=on: O_DIRECT (requests the host cannot do\n"
+		"                       directly go through the page cache). num_queues: 1-%d\n"
+		"                       queues (default 1), each with its own thread and\n"
+		"                       io_uring. queue_size: a power of two up to %d\n"
+		"                       (default %d). registered=on: guest buffers become\n"
+		"                       io_uring fixed buffers, long-term pinned in 2 MiB\n"
+		"                       chunks on host node home_node, at most pinned_max\n"
+		"                       bytes (default 64M), least recently used replaced\n"
 		"  -h, --help           show this help and exit\n"
 		"  -V, --version        show the version and exit\n"
 		"\n"
@@ -133,8 +146,10 @@ void run_opts_usage(FILE *f)
 		"  s2vm run build/guestos/memtouch.elf --mem 1G -- size=512M\n"
 		"  s2vm run build/guestos/smp.elf --vcpus 2\n"
 		"  s2vm run build/guestos/numainfo.elf --mem 1G --stats \\\n"
-		"      --numa guest=0,size=512M,host=0 --numa guest=1,size=512M,host=1\n",
-		S2_EXIT_GUEST_CRASH);
+		"      --numa guest=0,size=512M,host=0 --numa guest=1,size=512M,host=1\n"
+		"  s2vm run build/guestos/blkcheck.elf --disk path=disk.img,num_queues=2\n",
+		S2_EXIT_GUEST_CRASH, RUN_MAX_DISKS, DISK_MAX_QUEUES, DISK_MAX_QUEUE_SIZE,
+		DISK_DEFAULT_QUEUE_SIZE);
 }
 
 /*
@@ -424,6 +439,168 @@ static int pool_opt_parse(const char *s, struct mm_pool_cap *c, struct s2_err *e
 	return 0;
 }
 
+enum disk_key {
+	DK_PATH,
+	DK_READONLY,
+	DK_DIRECT,
+	DK_NUM_QUEUES,
+	DK_QUEUE_SIZE,
+	DK_HOME_NODE,
+	DK_REGISTERED,
+	DK_PINNED_MAX,
+	DK_NR
+};
+
+static const char *const disk_keys[DK_NR] = { "path",	    "readonly",	 "direct",
+					      "num_queues", "queue_size", "home_node",
+					      "registered", "pinned_max" };
+
+/* on|off (or true|false) into *@v. Returns 0 or -EINVAL. */
+static int toggle_parse(const char *key, const char *val, bool *v, struct s2_err *e)
+{
+	if (!strcmp(val, "on") || !strcmp(val, "true")) {
+		*v = true;
+		return 0;
+	}
+	if (!strcmp(val, "off") || !strcmp(val, "false")) {
+		*v = false;
+		return 0;
+	}
+	return s2_err_set(e, -EINVAL, "--disk %s=%s: expected on or off", key, val);
+}
+
+/* Parse the value @val of key @k of a --disk option into @d. Returns 0 or -EINVAL. */
+static int disk_kv_parse(enum disk_key k, const char *val, struct disk_opts *d, struct s2_err *e)
+{
+	const char *end;
+	uint64_t v;
+	int r;
+
+	switch (k) {
+	case DK_PATH:
+		if (!*val)
+			return s2_err_set(e, -EINVAL, "--disk path=: empty file name");
+		d->path = strdup(val);
+		if (!d->path)
+			return s2_err_set(e, -ENOMEM, "out of memory");
+		return 0;
+	case DK_READONLY:
+		return toggle_parse("readonly", val, &d->readonly, e);
+	case DK_DIRECT:
+		return toggle_parse("direct", val, &d->direct, e);
+	case DK_REGISTERED:
+		return toggle_parse("registered", val, &d->registered, e);
+	case DK_NUM_QUEUES:
+		if (dec_parse(val, &end, &v) || *end || v < 1 || v > DISK_MAX_QUEUES)
+			return s2_err_set(e, -EINVAL, "--disk num_queues=%s: expected 1..%d%s", val,
+					  DISK_MAX_QUEUES, sign_note(val));
+		d->num_queues = (unsigned)v;
+		return 0;
+	case DK_QUEUE_SIZE:
+		if (dec_parse(val, &end, &v) || *end || v < 1 || v > DISK_MAX_QUEUE_SIZE ||
+		    (v & (v - 1)))
+			return s2_err_set(e, -EINVAL,
+					  "--disk queue_size=%s: expected a power of two, 1..%d%s",
+					  val, DISK_MAX_QUEUE_SIZE, sign_note(val));
+		d->queue_size = (unsigned)v;
+		return 0;
+	case DK_HOME_NODE:
+		if (dec_parse(val, &end, &v) || *end || v > HOST_NODE_MAX)
+			return s2_err_set(e, -EINVAL, "--disk home_node=%s: not a host node (0..%d)%s",
+					  val, HOST_NODE_MAX, sign_note(val));
+		d->home_node = (int)v;
+		return 0;
+	case DK_PINNED_MAX:
+		r = s2_size_parse(val, 20, &v);
+		if (r == -ERANGE)
+			return s2_err_set(e, -EINVAL, "--disk pinned_max=%s: size too large", val);
+		if (r)
+			return s2_err_set(e, -EINVAL,
+					  "--disk pinned_max=%s: not a size (try 64M or 1G)%s", val,
+					  sign_note(val));
+		if (!v || v % MIB2 || v > POOL_MAX_BYTES)
+			return s2_err_set(e, -EINVAL,
+					  "--disk pinned_max=%s: must be a non-zero multiple of 2 MiB, "
+					  "at most 1 TiB",
+					  val);
+		d->pinned_max = v;
+		return 0;
+	case DK_NR:
+		break;
+	}
+	return s2_err_set(e, -EINVAL, "--disk: internal error");
+}
+
+int disk_opt_parse(const char *s, struct disk_opts *d, struct s2_err *e)
+{
+	bool have[DK_NR] = { false };
+	char *buf, *item, *next;
+	int r = 0;
+
+	memset(d, 0, sizeof(*d));
+	d->num_queues = 1;
+	d->queue_size = DISK_DEFAULT_QUEUE_SIZE;
+	d->home_node = -1;
+	d->pinned_max = DISK_DEFAULT_PINNED_MAX;
+	if (!*s)
+		return s2_err_set(e, -EINVAL, "--disk: empty value");
+	if (has_blank(s))
+		return s2_err_set(e, -EINVAL, "--disk '%s': blanks are not allowed", s);
+	buf = strdup(s);
+	if (!buf)
+		return s2_err_set(e, -ENOMEM, "out of memory");
+	for (item = buf; item && !r; item = next) {
+		char *val;
+		unsigned k;
+
+		next = strchr(item, ',');
+		if (next)
+			*next++ = '\0';
+		if (!*item) {
+			r = s2_err_set(e, -EINVAL, "--disk %s: empty item (%s)", s,
+				       item == buf ? "leading ','" :
+				       !next	   ? "trailing ','" :
+						     "',,'");
+			break;
+		}
+		val = strchr(item, '=');
+		if (!val) {
+			r = s2_err_set(e, -EINVAL, "--disk %s: '%s' is not KEY=VALUE", s, item);
+			break;
+		}
+		*val++ = '\0';
+		for (k = 0; k < DK_NR; k++)
+			if (!strcmp(item, disk_keys[k]))
+				break;
+		if (k == DK_NR) {
+			r = s2_err_set(e, -EINVAL,
+				       "--disk: unknown key '%s' (path, readonly, direct, num_queues, "
+				       "queue_size, home_node, registered, pinned_max)",
+				       item);
+			break;
+		}
+		if (have[k]) {
+			r = s2_err_set(e, -EINVAL, "--disk %s: key '%s' given more than once", s,
+				       item);
+			break;
+		}
+		have[k] = true;
+		r = disk_kv_parse((enum disk_key)k, val, d, e);
+	}
+	free(buf);
+	if (!r && !have[DK_PATH])
+		r = s2_err_set(e, -EINVAL, "--disk %s: needs path=FILE", s);
+	if (!r && (have[DK_HOME_NODE] || have[DK_PINNED_MAX]) && !d->registered)
+		r = s2_err_set(e, -EINVAL,
+			       "--disk %s: home_node= and pinned_max= apply to registered=on only",
+			       s);
+	if (r) {
+		free(d->path);
+		d->path = NULL;
+	}
+	return r;
+}
+
 /* Parse --churn MS[,SIZE] into @o. SIZE is checked against --mem once all options are in. */
 static int churn_opt_parse(const char *s, struct run_opts *o, struct s2_err *e)
 {
@@ -566,7 +743,7 @@ static int opt_refused(const struct option *longopts, const char *arg, int optop
 	return s2_err_set(e, -EINVAL, "unknown option --%.*s", (int)len, name);
 }
 
-int run_opts_parse(int argc, char **argv, struct run_opts *o, struct s2_err *e)
+static int run_opts_parse_all(int argc, char **argv, struct run_opts *o, struct s2_err *e)
 {
 	static const struct option longopts[] = {
 		{ "mem", required_argument, NULL, 'm' },
@@ -577,6 +754,7 @@ int run_opts_parse(int argc, char **argv, struct run_opts *o, struct s2_err *e)
 		{ "churn", required_argument, NULL, 'C' },
 		{ "migrate-writable", required_argument, NULL, 'W' },
 		{ "accel", required_argument, NULL, 'A' },
+		{ "disk", required_argument, NULL, 'D' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -693,6 +871,15 @@ int run_opts_parse(int argc, char **argv, struct run_opts *o, struct s2_err *e)
 				return s2_err_set(e, -EINVAL, "--accel %s: expected kvm, proc or auto",
 						  optarg);
 			break;
+		case 'D':
+			if (o->nr_disks == RUN_MAX_DISKS)
+				return s2_err_set(e, -EINVAL, "--disk: at most %d disks",
+						  RUN_MAX_DISKS);
+			r = disk_opt_parse(optarg, &o->disks[o->nr_disks], e);
+			if (r)
+				return r;
+			o->nr_disks++;
+			break;
 		case 'W':
 			if (!strcmp(optarg, "eager"))
 				o->lazy_writable = false;
@@ -730,8 +917,22 @@ int run_opts_parse(int argc, char **argv, struct run_opts *o, struct s2_err *e)
 	return RUN_OPTS_OK;
 }
 
+int run_opts_parse(int argc, char **argv, struct run_opts *o, struct s2_err *e)
+{
+	int r = run_opts_parse_all(argc, argv, o, e);
+
+	if (r != RUN_OPTS_OK)
+		run_opts_free(o); /* --help, --version or an error: nothing for the caller */
+	return r;
+}
+
 void run_opts_free(struct run_opts *o)
 {
 	free(o->guest_args);
 	o->guest_args = NULL;
+	for (unsigned i = 0; i < o->nr_disks; i++) {
+		free(o->disks[i].path);
+		o->disks[i].path = NULL;
+	}
+	o->nr_disks = 0;
 }

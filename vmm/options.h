@@ -36,6 +36,33 @@ const char *s2_size_format(uint64_t bytes, char *buf, size_t len);
 
 enum run_stats_mode { RUN_STATS_NONE, RUN_STATS_TEXT, RUN_STATS_JSON };
 
+#define RUN_MAX_DISKS 8
+#define DISK_MAX_QUEUES 8
+#define DISK_DEFAULT_QUEUE_SIZE 256
+#define DISK_MAX_QUEUE_SIZE 1024
+#define DISK_DEFAULT_PINNED_MAX (64ull << 20)
+
+/* One --disk: a virtio-blk device backed by a file or block device. */
+struct disk_opts {
+	char *path; /* malloc'ed; not checked here (the device opens it) */
+	bool readonly; /* readonly=on: opened read-only, VIRTIO_BLK_F_RO offered */
+	bool direct; /* direct=on: O_DIRECT (aligned requests; others go through the cache) */
+	unsigned num_queues; /* 1..DISK_MAX_QUEUES, default 1 */
+	unsigned queue_size; /* QueueNumMax: a power of two, 1..DISK_MAX_QUEUE_SIZE */
+	int home_node; /* host node of long-term pins (registered=on); -1: not given */
+	bool registered; /* registered=on: io_uring fixed buffers over guest memory */
+	uint64_t pinned_max; /* bytes long-term pinned at most, a multiple of 2 MiB */
+};
+
+/*
+ * Parse one --disk value: path=FILE[,readonly=on|off][,direct=on|off][,num_queues=N]
+ * [,queue_size=N][,home_node=N][,registered=on|off][,pinned_max=SIZE] (Cloud
+ * Hypervisor's syntax). Each key at most once, path= required. Returns 0 with @d filled
+ * (free d->path), or -EINVAL with @e naming the key and nothing to free.
+ */
+int disk_opt_parse(const char *s, struct disk_opts *d, struct s2_err *e)
+	__attribute__((warn_unused_result));
+
 struct run_opts {
 	const char *kernel; /* path, points into argv */
 	uint64_t mem_size; /* bytes, multiple of 2 MiB */
@@ -50,6 +77,8 @@ struct run_opts {
 	uint64_t churn_bytes; /* 0 = 1% of --mem, at least 2 MiB */
 	bool lazy_writable; /* --migrate-writable=lazy */
 	enum accel_kind accel; /* --accel, default ACCEL_AUTO */
+	unsigned nr_disks; /* --disk, in command-line order */
+	struct disk_opts disks[RUN_MAX_DISKS];
 };
 
 #define RUN_OPTS_DEFAULT_MEM (128ull << 20)
@@ -62,8 +91,9 @@ enum run_opts_result {
 
 /*
  * Parse `s2vm run` arguments (argv[0] is "run"). On success fills @o and returns one of
- * enum run_opts_result; on error returns -EINVAL with @e describing the problem, and
- * @o holds nothing that needs freeing. On success free with run_opts_free().
+ * enum run_opts_result; on error returns -EINVAL with @e describing the problem. In every
+ * case @o holds nothing that needs freeing unless RUN_OPTS_OK was returned; then free it
+ * with run_opts_free() (which may be called more than once).
  */
 int run_opts_parse(int argc, char **argv, struct run_opts *o, struct s2_err *e)
 	__attribute__((warn_unused_result));

@@ -7,6 +7,7 @@
 #include <json-c/json.h>
 
 #include "vmm/stats.h"
+#include "vmm/virtio_blk.h"
 
 /* A field of /proc/self/status in KiB, converted to bytes (0 if missing). */
 static uint64_t proc_status_bytes(const char *field)
@@ -31,6 +32,95 @@ static uint64_t proc_status_bytes(const char *field)
 static const char *const policy_names[] = { "bind", "preferred", "interleave" };
 
 #define MIB(x) ((double)(x) / (1 << 20))
+
+/* The disks of @vm, in --disk order: up to @max into @out. Returns how many. */
+static unsigned stats_disks(struct vm *vm, struct vblk_report *out, unsigned max)
+{
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < vm->nr_mmio && n < max; i++) {
+		struct vmmio_dev *d = vmmio_of(&vm->mmio[i]);
+		struct vblk *b = d ? vblk_of(d) : NULL;
+
+		if (b)
+			vblk_report(b, &out[n++]);
+	}
+	return n;
+}
+
+static json_object *disk_json(const struct vblk_report *r)
+{
+	json_object *d = json_object_new_object();
+
+#define ADD(k, v) json_object_object_add(d, k, json_object_new_uint64(v))
+	json_object_object_add(d, "path", json_object_new_string(r->path));
+	ADD("index", r->index);
+	ADD("gpa", r->gpa);
+	ADD("capacity_bytes", r->capacity * 512);
+	json_object_object_add(d, "readonly", json_object_new_boolean(r->readonly));
+	json_object_object_add(d, "direct", json_object_new_boolean(r->direct));
+	json_object_object_add(d, "registered", json_object_new_boolean(r->registered));
+	ADD("num_queues", r->num_queues);
+	ADD("queue_size", r->queue_size);
+	ADD("read_ops", r->read_ops);
+	ADD("read_bytes", r->read_bytes);
+	ADD("write_ops", r->write_ops);
+	ADD("write_bytes", r->write_bytes);
+	ADD("flush_ops", r->flush_ops);
+	ADD("discard_ops", r->discard_ops);
+	ADD("write_zeroes_ops", r->write_zeroes_ops);
+	ADD("get_id_ops", r->get_id_ops);
+	ADD("in_flight", r->in_flight);
+	ADD("in_flight_peak", r->in_flight_peak);
+	ADD("bad_requests", r->bad_requests);
+	ADD("io_errors", r->io_errors);
+	ADD("direct_fallbacks", r->direct_fallbacks);
+	ADD("notifies", r->notifies);
+	ADD("ignored_notifies", r->ignored_notifies);
+	ADD("ignored_writes", r->ignored_writes);
+	ADD("needs_reset", r->needs_reset);
+	ADD("resets", r->resets);
+	if (r->needs_reset_why)
+		json_object_object_add(d, "needs_reset_why",
+				       json_object_new_string(r->needs_reset_why));
+	if (r->registered) {
+		ADD("pinned_bytes", r->pinned_bytes);
+		ADD("pinned_peak_bytes", r->pinned_peak);
+		ADD("pinned_max_bytes", r->pinned_max);
+		ADD("chunk_registrations", r->chunk_registrations);
+		ADD("chunk_evictions", r->chunk_evictions);
+		ADD("fixed_ops", r->fixed_ops);
+		ADD("pin_failures", r->pin_failures);
+	}
+#undef ADD
+	return d;
+}
+
+/* mm->pins: short-term now/peak, long-term bytes per host node, what migration did. */
+static json_object *pins_json(const struct mm *mm)
+{
+	const struct mm_pin_stats *ps = &mm->pins;
+	json_object *p = json_object_new_object(), *lt = json_object_new_object();
+
+#define ADD(k, v) json_object_object_add(p, k, json_object_new_uint64(__atomic_load_n(&(v), __ATOMIC_RELAXED)))
+	ADD("short_now", ps->short_now);
+	ADD("short_peak", ps->short_peak);
+	for (unsigned k = 0; k < mm->nr_pools; k++) {
+		char key[16];
+
+		snprintf(key, sizeof(key), "%u", mm->pools[k].node);
+		json_object_object_add(
+			lt, key,
+			json_object_new_uint64(__atomic_load_n(&ps->longterm_bytes[k], __ATOMIC_RELAXED)));
+	}
+	json_object_object_add(p, "longterm_bytes_on_host_node", lt);
+	ADD("skipped_pages", ps->skipped_pages);
+	ADD("drains", ps->drains);
+	ADD("drain_avoided", ps->drain_avoided);
+	ADD("refused", ps->refused);
+#undef ADD
+	return p;
+}
 
 static json_object *stats_json(struct vm *vm)
 {
@@ -156,6 +246,16 @@ static json_object *stats_json(struct vm *vm)
 	json_object_object_add(p, "peak_rss_bytes", json_object_new_uint64(proc_status_bytes("VmHWM")));
 	json_object_object_add(o, "vmm", p);
 	json_object_object_add(o, "memory", mem);
+	{
+		struct vblk_report r[RUN_MAX_DISKS];
+		unsigned n = stats_disks(vm, r, RUN_MAX_DISKS);
+		json_object *disks = json_object_new_array();
+
+		for (unsigned i = 0; i < n; i++)
+			json_object_array_add(disks, disk_json(&r[i]));
+		json_object_object_add(o, "disks", disks);
+		json_object_object_add(o, "pins", pins_json(mm));
+	}
 	return o;
 }
 
@@ -223,6 +323,62 @@ static void stats_render(struct vm *vm, enum run_stats_mode mode, FILE *f)
 			mm->deferred.frames_max, ms->forced_flushes, ms->aborted_pages,
 			ms->alias_failures,
 			mm->cfg.mig.lazy_writable ? "lazy" : "eager");
+	}
+	{
+		struct vblk_report r[RUN_MAX_DISKS];
+		unsigned n = stats_disks(vm, r, RUN_MAX_DISKS);
+		const struct mm_pin_stats *ps = &mm->pins;
+
+		for (unsigned i = 0; i < n; i++) {
+			const struct vblk_report *d = &r[i];
+
+			fprintf(f, "  disk %u             %s (%s%s, %u queue%s of %u)\n", d->index,
+				d->path, s2_size_format(d->capacity * 512, a, sizeof(a)),
+				d->readonly ? ", read-only" : "", d->num_queues,
+				d->num_queues == 1 ? "" : "s", d->queue_size);
+			fprintf(f, "                     read %" PRIu64 " ops %s, write %" PRIu64
+				   " ops %s, %" PRIu64 " flush, %" PRIu64 " discard, %" PRIu64
+				   " write-zeroes; in flight %" PRIu64 " now, %" PRIu64 " peak\n",
+				d->read_ops, s2_size_format(d->read_bytes, b, sizeof(b)), d->write_ops,
+				s2_size_format(d->write_bytes, c, sizeof(c)), d->flush_ops,
+				d->discard_ops, d->write_zeroes_ops, d->in_flight, d->in_flight_peak);
+			fprintf(f, "                     %" PRIu64 " bad requests, %" PRIu64
+				   " I/O errors, %" PRIu64 " needs-reset, %" PRIu64
+				   " ignored writes, %" PRIu64 " ignored notifies%s%s\n",
+				d->bad_requests, d->io_errors, d->needs_reset, d->ignored_writes,
+				d->ignored_notifies, d->needs_reset_why ? "; needs reset: " : "",
+				d->needs_reset_why ? d->needs_reset_why : "");
+			if (d->direct)
+				fprintf(f, "                     direct: %" PRIu64
+					   " requests went through the page cache (not aligned)\n",
+					d->direct_fallbacks);
+			if (d->registered)
+				fprintf(f, "                     registered: %s pinned now, %s peak, "
+					   "at most %s; %" PRIu64 " chunk registrations, %" PRIu64
+					   " evictions, %" PRIu64 " fixed-buffer ops\n",
+					s2_size_format(d->pinned_bytes, a, sizeof(a)),
+					s2_size_format(d->pinned_peak, b, sizeof(b)),
+					s2_size_format(d->pinned_max, c, sizeof(c)),
+					d->chunk_registrations, d->chunk_evictions, d->fixed_ops);
+		}
+#define LD(x) __atomic_load_n(&(x), __ATOMIC_RELAXED)
+		if (n || LD(ps->short_peak) || LD(ps->skipped_pages) || LD(ps->drains)) {
+			char lt[160] = "";
+			size_t len = 0;
+
+			for (unsigned k = 0; k < mm->nr_pools; k++)
+				len += (size_t)snprintf(lt + len, sizeof(lt) - len, "%s%u:%s",
+							len ? " " : "", mm->pools[k].node,
+							s2_size_format(LD(ps->longterm_bytes[k]), a,
+								       sizeof(a)));
+			fprintf(f, "  DMA pins           short-term %" PRIu64 " frames now, %" PRIu64
+				   " peak; long-term %s; migration skipped %" PRIu64
+				   " pinned pages, %" PRIu64 " drains, %" PRIu64
+				   " pages freed by a drain, %" PRIu64 " pins refused\n",
+				LD(ps->short_now), LD(ps->short_peak), lt, LD(ps->skipped_pages),
+				LD(ps->drains), LD(ps->drain_avoided), LD(ps->refused));
+		}
+#undef LD
 	}
 	fprintf(f, "  vCPUs              %u (accel %s), %" PRIu64 " exits, %" PRIu64 " hypercalls\n",
 		vm->nr_vcpus, vm->accel->name, json_object_get_uint64(json_object_object_get(g, "exits")),

@@ -9,6 +9,9 @@
                                          plus the hostile option sets of issue 10
   seeds.py decode OUTDIR STAMP           every instruction form the x86 decoder knows,
                                          and near misses
+  seeds.py virtq OUTDIR STAMP            virtqueues as guestos's driver and blkbad build
+                                         them: good chains (direct, indirect, mixed) and
+                                         each malformed kind of docs/DEVICES.md
 
 OUTDIR is emptied first, so seeds of removed cases do not linger; STAMP is touched last
 for meson. Nothing is written into the source tree.
@@ -138,6 +141,69 @@ def decode_seeds():
     return {name: bytes.fromhex(hexbytes) for name, hexbytes in forms.items()}
 
 
+# tests/fuzz/fuzz_virtq.c's input: size code, features, max_seg, le16 start index, then
+# guest RAM with the descriptor table at 0, the avail ring at 0x1000, the used ring at
+# 0x1800; indirect tables and buffers anywhere else in the 16 KiB.
+VQ_DESC, VQ_AVAIL, VQ_USED, VQ_RAM = 0x0000, 0x1000, 0x1800, 0x4000
+F_NEXT, F_WRITE, F_INDIRECT = 1, 2, 4
+
+
+def virtq_input(log2size, features, max_seg, start, descs, heads, tables=(), idx=None):
+    """descs: {index: (addr, len, flags, next)}; heads: avail ring entries from `start`;
+    tables: [(gpa, [(addr, len, flags, next), ...])]; idx: avail->idx (default all)."""
+    size = 1 << log2size
+    ram = bytearray(VQ_RAM)
+    for i, (addr, ln, flags, nxt) in descs.items():
+        struct.pack_into("<QIHH", ram, VQ_DESC + 16 * i, addr, ln, flags, nxt)
+    for gpa, entries in tables:
+        for i, (addr, ln, flags, nxt) in enumerate(entries):
+            struct.pack_into("<QIHH", ram, gpa + 16 * i, addr, ln, flags, nxt)
+    for k, h in enumerate(heads):
+        struct.pack_into("<H", ram, VQ_AVAIL + 4 + 2 * ((start + k) % size), h)
+    struct.pack_into("<H", ram, VQ_AVAIL + 2, (start + (len(heads) if idx is None else idx))
+                     & 0xffff)
+    struct.pack_into("<H", ram, VQ_USED + 2, start & 0xffff)
+    end = max(VQ_USED + 6 + 8 * size, max((g + 16 * len(e) for g, e in tables), default=0))
+    return bytes([log2size, features, max_seg]) + struct.pack("<H", start) + bytes(ram[:end])
+
+
+def virtq_seeds():
+    hdr, data, st = (0x3000, 16, 0, 0), (0x3100, 4096, F_WRITE, 0), (0x3010, 1, F_WRITE, 0)
+    blk = {0: hdr[:2] + (F_NEXT, 1), 1: data[:2] + (F_WRITE | F_NEXT, 2), 2: st}
+    table = [hdr[:2] + (F_NEXT, 1), data[:2] + (F_WRITE | F_NEXT, 2), st]
+    return {
+        "blk-direct": virtq_input(8, 3, 8, 0, blk, [0]),
+        "blk-direct-twice": virtq_input(8, 3, 8, 0, blk, [0, 0]),
+        "blk-indirect": virtq_input(8, 3, 8, 0, {5: (0x2800, 48, F_INDIRECT, 0)}, [5],
+                                    [(0x2800, table)]),
+        "blk-mixed": virtq_input(8, 3, 8, 0, {0: hdr[:2] + (F_NEXT, 1),
+                                              1: (0x2800, 32, F_INDIRECT, 0)}, [0],
+                                 [(0x2800, table[1:])]),
+        "wrap-index": virtq_input(4, 3, 4, 0xfffe, blk, [0, 0, 0, 0]),
+        "loop": virtq_input(8, 1, 8, 0, {0: (0x3000, 16, F_NEXT, 1),
+                                         1: (0x3100, 16, F_NEXT, 0)}, [0]),
+        "long-chain": virtq_input(3, 1, 8, 0, {i: (0x3000 + i, 1, F_NEXT, (i + 1) % 8)
+                                               for i in range(8)}, [0]),
+        "bad-next": virtq_input(3, 1, 8, 0, {0: (0x3000, 16, F_NEXT, 8)}, [0]),
+        "bad-head": virtq_input(3, 1, 8, 0, {}, [9]),
+        "nested-indirect": virtq_input(8, 1, 8, 0, {0: (0x2800, 32, F_INDIRECT, 0)}, [0],
+                                       [(0x2800, [(0x3000, 16, F_NEXT, 1),
+                                                  (0x2c00, 16, F_INDIRECT, 0)])]),
+        "indirect-next": virtq_input(8, 1, 8, 0, {0: (0x2800, 32, F_INDIRECT | F_NEXT, 1)},
+                                     [0]),
+        "indirect-len": virtq_input(8, 1, 8, 0, {0: (0x2800, 24, F_INDIRECT, 0)}, [0]),
+        "indirect-long": virtq_input(3, 1, 8, 0, {0: (0x2800, 16 * 9, F_INDIRECT, 0)}, [0],
+                                     [(0x2800, [(0x3000, 1, F_NEXT, i + 1)
+                                                for i in range(9)])]),
+        "indirect-off": virtq_input(8, 2, 8, 0, {0: (0x2800, 32, F_INDIRECT, 0)}, [0]),
+        "outside-ram": virtq_input(8, 1, 8, 0, {0: (0xfffffffffffffff0, 32, F_INDIRECT, 0)},
+                                   [0]),
+        "read-after-write": virtq_input(8, 1, 8, 0, {0: (0x3000, 1, F_WRITE | F_NEXT, 1),
+                                                     1: (0x3000, 16, 0, 0)}, [0]),
+        "avail-jump": virtq_input(3, 1, 8, 0, blk, [0], idx=9),
+    }
+
+
 def main():
     if len(sys.argv) < 4:
         sys.exit(__doc__)
@@ -157,6 +223,8 @@ def main():
         seeds = options_seeds(sys.argv[4])
     elif kind == "decode" and len(sys.argv) == 4:
         seeds = decode_seeds()
+    elif kind == "virtq" and len(sys.argv) == 4:
+        seeds = virtq_seeds()
     else:
         sys.exit(__doc__)
     shutil.rmtree(outdir, ignore_errors=True)

@@ -32,7 +32,7 @@ import time
 ACCELS = ("proc", "kvm")
 # Keys a case may give once; those in PER_ACCEL may also be given as KEY.proc / KEY.kvm.
 KEYS = {"image", "opts", "args", "exit", "stdout", "stderr", "absent", "reports", "guest",
-        "accel", "env", "signal", "timeout"}
+        "accel", "env", "signal", "timeout", "disk"}
 PER_ACCEL = {"exit", "timeout", "opts", "env", "stdout", "stderr", "absent", "reports",
              "skip"}
 DEFAULT_TIMEOUT = 60
@@ -46,6 +46,89 @@ REPORT_LINE = re.compile(r"^report: (\S+)=(\S+)(?: .*)?$", re.M)
 
 class CaseError(Exception):
     """cases.cfg says something the runner cannot use."""
+
+
+SIZE = re.compile(r"^(\d+)([KMG]?)$")
+
+
+def parse_disks(value):
+    """`disk = SIZE [SIZE...]`: bytes of each scratch disk (K, M, G binary)."""
+    out = []
+    for word in value.split():
+        m = SIZE.match(word)
+        if not m:
+            raise CaseError(f"disk = {value}: '{word}' is not a size such as 64M")
+        out.append(int(m.group(1)) << {"": 0, "K": 10, "M": 20, "G": 30}[m.group(2)])
+    return out
+
+
+def probe_rofile(tmp):
+    """A regular file this process can read but not open for writing, or None."""
+    if os.geteuid() != 0:
+        path = os.path.join(tmp, "readonly.img")
+        with open(path, "wb") as f:
+            f.truncate(1 << 20)
+        os.chmod(path, 0o444)
+        return path
+    # root writes through file modes; sysfs refuses writes to read-only attributes
+    for path in ("/sys/devices/system/cpu/online", "/sys/kernel/mm/transparent_hugepage/hpage_pmd_size"):
+        try:
+            os.close(os.open(path, os.O_RDONLY))
+        except OSError:
+            continue
+        try:
+            os.close(os.open(path, os.O_RDWR))
+        except OSError:
+            return path
+    return None
+
+
+def probe_unreadable(tmp):
+    """A regular file this process cannot open for reading, or None."""
+    if os.geteuid() != 0:
+        path = os.path.join(tmp, "unreadable.img")
+        with open(path, "wb") as f:
+            f.truncate(1 << 20)
+        os.chmod(path, 0)
+        return path
+    # procfs sysctls are permission-checked for root too: 0200 is write-only
+    for path in ("/proc/sys/vm/compact_memory", "/proc/sys/vm/drop_caches"):
+        try:
+            os.close(os.open(path, os.O_RDONLY))
+        except PermissionError:
+            return path
+        except OSError:
+            continue
+    return None
+
+
+def substitute(text, subst):
+    for k, v in subst.items():
+        text = text.replace("{" + k + "}", v)
+    return text
+
+
+def scratch(c, tmp):
+    """Make what the case's opts and args name: {disk}/{diskN} (`disk = SIZE...`: sparse
+    files of that size), {tmp} (a directory), {rofile} (readable, not writable),
+    {unreadable}. Returns the substitutions, or a reason to skip."""
+    subst = {"tmp": tmp}
+    for i, size in enumerate(parse_disks(c.get("disk", ""))):
+        path = os.path.join(tmp, f"disk{i}.img")
+        with open(path, "wb") as f:
+            f.truncate(size)
+        subst[f"disk{i}"] = path
+        if i == 0:
+            subst["disk"] = path
+    text = c.get("opts", "") + c.get("args", "") + "".join(
+        c.get(f"opts.{a}", "") for a in ACCELS)
+    for name, probe in (("rofile", probe_rofile), ("unreadable", probe_unreadable)):
+        if "{" + name + "}" in text:
+            path = probe(tmp)
+            if path is None:
+                return None, f"no file here can serve as {{{name}}}"
+            subst[name] = path
+    return subst, None
 
 
 def kvm_usable():
@@ -90,6 +173,7 @@ def check_case(name, c):
             raise CaseError(f"[{name}] unknown key '{key}'")
     if "image" not in c:
         raise CaseError(f"[{name}] needs an image")
+    parse_disks(c.get("disk", ""))
     for accel in accels:
         for key in ("exit", "timeout"):
             value = get(c, key, accel, "0")
@@ -299,12 +383,16 @@ def run_case(a, name, c):
         image = c["image"]
         kernel = make_image(image, a.images, tmp) if image.startswith("@") \
             else os.path.join(a.images, image)
-        opts = " ".join(get_list(c, "opts", accel))
+        subst, why = scratch(c, tmp)
+        if subst is None:
+            print(f"SKIP: {name}: {why}")
+            return 77
+        opts = substitute(" ".join(get_list(c, "opts", accel)), subst)
         cmd = [a.s2vm, "run", kernel] + shlex.split(opts)
         if accel:
             cmd += ["--accel", accel]
         if "args" in c:
-            cmd += ["--"] + shlex.split(c["args"])
+            cmd += ["--"] + shlex.split(substitute(c["args"], subst))
         env = dict(os.environ)
         for kv in " ".join(get_list(c, "env", accel)).split():
             k, v = kv.split("=", 1)

@@ -474,7 +474,70 @@ static void test_opts_values(void)
 	EXPECT_ERRORS(cases);
 }
 
+/* --disk values: every key, defaults, and each malformed form refused naming the key. */
+static void test_disk_opts(void)
+{
+	struct disk_opts d;
+	struct s2_err e = { "" };
+	static const struct {
+		const char *s, *needle;
+	} bad[] = {
+		{ "", "empty" },
+		{ "readonly=on", "path" },
+		{ "path=", "path" },
+		{ "path=a,path=b", "path" },
+		{ "path=a,readonly=yes", "readonly" },
+		{ "path=a,direct=1", "direct" },
+		{ "path=a,num_queues=0", "num_queues" },
+		{ "path=a,num_queues=9", "num_queues" },
+		{ "path=a,num_queues=-1", "num_queues" },
+		{ "path=a,queue_size=3", "queue_size" },
+		{ "path=a,queue_size=2048", "queue_size" },
+		{ "path=a,queue_size=", "queue_size" },
+		{ "path=a,registered=on,pinned_max=3M", "pinned_max" },
+		{ "path=a,registered=on,pinned_max=lots", "pinned_max" },
+		{ "path=a,registered=on,home_node=x", "home_node" },
+		{ "path=a,bogus=1", "bogus" },
+		{ "path=a,,readonly=on", "" },
+	};
+
+	CU_ASSERT_EQUAL_FATAL(disk_opt_parse("path=/tmp/x.img", &d, &e), 0);
+	CU_ASSERT_STRING_EQUAL(d.path, "/tmp/x.img");
+	CU_ASSERT_FALSE(d.readonly);
+	CU_ASSERT_FALSE(d.direct);
+	CU_ASSERT_FALSE(d.registered);
+	CU_ASSERT_EQUAL(d.num_queues, 1);
+	CU_ASSERT_EQUAL(d.queue_size, DISK_DEFAULT_QUEUE_SIZE);
+	CU_ASSERT_EQUAL(d.home_node, -1);
+	free(d.path);
+
+	CU_ASSERT_EQUAL_FATAL(disk_opt_parse("path=d.img,readonly=on,direct=on,num_queues=4,"
+					     "queue_size=64,registered=on,home_node=1,"
+					     "pinned_max=128M",
+					     &d, &e),
+			      0);
+	CU_ASSERT_STRING_EQUAL(d.path, "d.img");
+	CU_ASSERT_TRUE(d.readonly);
+	CU_ASSERT_TRUE(d.direct);
+	CU_ASSERT_TRUE(d.registered);
+	CU_ASSERT_EQUAL(d.num_queues, 4);
+	CU_ASSERT_EQUAL(d.queue_size, 64);
+	CU_ASSERT_EQUAL(d.home_node, 1);
+	CU_ASSERT_EQUAL(d.pinned_max, 128ull << 20);
+	free(d.path);
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		e.msg[0] = 0;
+		CU_ASSERT_EQUAL(disk_opt_parse(bad[i].s, &d, &e), -EINVAL);
+		if (!strstr(e.msg, bad[i].needle))
+			fprintf(stderr, "\n  --disk %s: message '%s' lacks '%s'\n", bad[i].s, e.msg,
+				bad[i].needle);
+		CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, bad[i].needle));
+	}
+}
+
 static CU_TestInfo tests[] = {
+	{ "--disk values", test_disk_opts },
 	{ "--numa and --pool", test_numa_opts },
 	{ "--numa errors", test_numa_opt_errors },
 	{ "--numa strict", test_numa_strict },
