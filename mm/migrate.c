@@ -27,7 +27,7 @@ static void free_frames(void *ctx, unsigned pool, uint64_t first, uint64_t n)
 
 	pool_free(&mm->pools[pool], first, n);
 	/* a failed punch only leaves the memory with the pool, to be reused */
-	if (mm->cfg.mig.punch_freed && !mm->cfg.be && !mm_inject_fail(mm, MM_CALL_FALLOCATE))
+	if (!mm->cfg.mig.keep_freed && !mm->cfg.be && !mm_inject_fail(mm, MM_CALL_FALLOCATE))
 		(void)pool_punch(&mm->pools[pool], first, n);
 	if (mm->cfg.on_free)
 		mm->cfg.on_free(mm->cfg.copy_ctx, mm, pool, first, n);

@@ -74,9 +74,10 @@ struct mig_policy {
 	bool defer_invalidation; /* hold back deferrable invalidations (arm64 rules) */
 	uint64_t cap_frames; /* flush and free when more frames are pending (0: 8192) */
 	uint64_t batch_frames; /* frames per batch (0: 8192) */
-	/* Punch freed source frames out of their pool's memfd (memory back to the host).
-	 * Off: they stay backed, like a node's free pages, and are reused warm. */
-	bool punch_freed;
+	/* Keep freed source frames backed (warm: reused without faults) instead of punching
+	 * them out of their pool's memfd, one fallocate per freed run, which returns the
+	 * memory to the host (the default: migrating a VM off a node frees that node). */
+	bool keep_freed;
 };
 
 struct mm_config {

@@ -259,5 +259,7 @@ int pool_punch(struct pool *p, uint64_t first, uint64_t n)
 	if (fallocate(p->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
 		      (off_t)(first << POOL_FRAME_SHIFT), (off_t)(n << POOL_FRAME_SHIFT)) < 0)
 		return -errno;
+	p->punched_frames += n;
+	p->punch_calls++;
 	return 0;
 }

@@ -31,6 +31,8 @@ struct pool {
 	uint64_t *bitmap; /* bit set: frame in use */
 	uint16_t *chunk_free; /* free frames in each 2 MiB chunk, 0..512 */
 	uint64_t hint; /* next-fit start, in chunks */
+	uint64_t punched_frames; /* frames returned to the host by pool_punch() */
+	uint64_t punch_calls; /* successful pool_punch() calls */
 };
 
 /* Is host node @node present (with memory) on this host? */

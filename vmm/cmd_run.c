@@ -144,6 +144,7 @@ int cmd_run(int argc, char **argv)
 	cfg.mem.nr_caps = o.nr_pools;
 	memcpy(cfg.mem.caps, o.pools, sizeof(o.pools));
 	cfg.mem.mig.lazy_writable = o.lazy_writable;
+	cfg.mem.mig.keep_freed = o.keep_warm;
 	if (getenv("S2VM_INJECT")) { /* read once, here: tests only */
 		if (inject_parse(getenv("S2VM_INJECT"), &cfg.mem.inject, &e)) {
 			fprintf(stderr, "s2vm run: %s\n", e.msg);

@@ -121,6 +121,9 @@ void run_opts_usage(FILE *f)
 		"      --migrate-writable=eager|lazy\n"
 		"                       make migrated pages writable at the end of each\n"
 		"                       batch (eager, default) or on their first write\n"
+		"      --keep-warm      keep the source frames a migration freed backed, for\n"
+		"                       reuse without faults; by default they are returned to\n"
+		"                       the host (one fallocate per freed run)\n"
 		"      --stats[=FMT]    print memory statistics at exit (and on SIGUSR1);\n"
 		"                       FMT is text (default, stderr) or json (stdout)\n"
 		"      --disk path=FILE[,readonly=on][,direct=on][,num_queues=N]\n"
@@ -753,6 +756,7 @@ static int run_opts_parse_all(int argc, char **argv, struct run_opts *o, struct 
 		{ "pool", required_argument, NULL, 'P' },
 		{ "churn", required_argument, NULL, 'C' },
 		{ "migrate-writable", required_argument, NULL, 'W' },
+		{ "keep-warm", no_argument, NULL, 'K' },
 		{ "accel", required_argument, NULL, 'A' },
 		{ "disk", required_argument, NULL, 'D' },
 		{ "help", no_argument, NULL, 'h' },
@@ -879,6 +883,9 @@ static int run_opts_parse_all(int argc, char **argv, struct run_opts *o, struct 
 			if (r)
 				return r;
 			o->nr_disks++;
+			break;
+		case 'K':
+			o->keep_warm = true;
 			break;
 		case 'W':
 			if (!strcmp(optarg, "eager"))

@@ -76,6 +76,7 @@ struct run_opts {
 	unsigned churn_ms; /* --churn MS[,SIZE]: 0 = off */
 	uint64_t churn_bytes; /* 0 = 1% of --mem, at least 2 MiB */
 	bool lazy_writable; /* --migrate-writable=lazy */
+	bool keep_warm; /* --keep-warm: freed source frames stay backed */
 	enum accel_kind accel; /* --accel, default ACCEL_AUTO */
 	unsigned nr_disks; /* --disk, in command-line order */
 	struct disk_opts disks[RUN_MAX_DISKS];

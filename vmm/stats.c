@@ -151,6 +151,9 @@ static json_object *stats_json(struct vm *vm)
 		json_object_object_add(h, "capacity_bytes",
 				       json_object_new_uint64(pl->nr_frames << 12));
 		json_object_object_add(h, "resident_bytes", json_object_new_uint64(res));
+		json_object_object_add(h, "returned_bytes",
+				       json_object_new_uint64(pl->punched_frames << 12));
+		json_object_object_add(h, "punch_calls", json_object_new_uint64(pl->punch_calls));
 		json_object_array_add(hosts, h);
 	}
 	for (unsigned i = 0; i < mm->cfg.nr_nodes; i++) {
@@ -323,6 +326,19 @@ static void stats_render(struct vm *vm, enum run_stats_mode mode, FILE *f)
 			mm->deferred.frames_max, ms->forced_flushes, ms->aborted_pages,
 			ms->alias_failures,
 			mm->cfg.mig.lazy_writable ? "lazy" : "eager");
+		if (mm->cfg.mig.keep_freed) {
+			fprintf(f, "  freed source       kept backed for reuse (--keep-warm)\n");
+		} else {
+			uint64_t fr = 0, calls = 0;
+
+			for (unsigned i = 0; i < mm->nr_pools; i++) {
+				fr += mm->pools[i].punched_frames;
+				calls += mm->pools[i].punch_calls;
+			}
+			fprintf(f, "  freed source       %s returned to the host in %" PRIu64
+				   " fallocate calls (one per freed run)\n",
+				s2_size_format(fr << 12, a, sizeof(a)), calls);
+		}
 	}
 	{
 		struct vblk_report r[RUN_MAX_DISKS];

@@ -490,7 +490,54 @@ static void test_hostile_ranges(void)
 	mm_destroy(&mm);
 }
 
+/* Migration returns its source to the host (one punch per freed run), unless kept warm. */
+static void returns_source(bool keep)
+{
+	struct mm_config c = two_nodes(8 * MIB);
+	struct mm mm;
+	struct mig_range rg = { 0, 8 * MIB };
+	struct mig_result res;
+	static unsigned char buf[8 * MIB];
+	struct pool *p0;
+
+	c.mig.keep_freed = keep;
+	CU_ASSERT_EQUAL_FATAL(create(&mm, &c), 0);
+	memset(buf, 0x5a, sizeof(buf));
+	CU_ASSERT_EQUAL(mm_guest_write(&mm, 0, buf, sizeof(buf)), 0); /* all of node 0 */
+	p0 = &mm.pools[mm_pool_get(&mm, 0)];
+	CU_ASSERT(pool_resident_bytes(p0) >= 8 * MIB);
+	CU_ASSERT_EQUAL(mm_migrate(&mm, &rg, 1, 1, &res), 0);
+	CU_ASSERT_EQUAL(res.pages, 2048);
+	pthread_mutex_lock(&mm.lock);
+	mm_flush_and_free(&mm);
+	pthread_mutex_unlock(&mm.lock);
+	if (keep) {
+		CU_ASSERT(pool_resident_bytes(p0) >= 8 * MIB);
+		CU_ASSERT_EQUAL(p0->punch_calls, 0);
+	} else {
+		CU_ASSERT(pool_resident_bytes(p0) < 1 * MIB);
+		CU_ASSERT_EQUAL(p0->punched_frames, 2048);
+		CU_ASSERT(p0->punch_calls >= 1 && p0->punch_calls <= res.runs);
+	}
+	memset(buf, 0, sizeof(buf));
+	CU_ASSERT_EQUAL(mm_guest_read(&mm, 0, buf, sizeof(buf)), 0);
+	CU_ASSERT(buf[0] == 0x5a && buf[sizeof(buf) - 1] == 0x5a);
+	mm_destroy(&mm);
+}
+
+static void test_returns_source(void)
+{
+	returns_source(false);
+}
+
+static void test_keep_warm(void)
+{
+	returns_source(true);
+}
+
 static CU_TestInfo tests[] = {
+	{ "migration returns its source, one punch per run", test_returns_source },
+	{ "--keep-warm keeps it", test_keep_warm },
 	{ "hostile ranges: right answers, no pin left behind", test_hostile_ranges },
 	{ "pin counter: bias, overflow, mark vs pin", test_pin_counter },
 	{ "IOTLB: hits, stale entries, generations, frees", test_iotlb },

@@ -538,7 +538,7 @@ static struct mm_config config(struct env *e)
 
 	c.mig = (struct mig_policy){ .lazy_writable = rc->lazy, .defer_invalidation = rc->defer,
 				     .cap_frames = rc->cap_frames, .batch_frames = rc->batch_frames,
-				     .punch_freed = rc->punch };
+				     .keep_freed = !rc->punch };
 	c.copy = inj_copy;
 	c.copy_ctx = e;
 	c.on_fatal = on_fatal;
