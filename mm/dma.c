@@ -66,6 +66,8 @@ static struct frame *pin_page(struct mm *mm, gpa_t gpa, bool write, unsigned *po
 			}
 			continue;
 		}
+		if (r == -ENOENT && frame_get(&mm->ft, gpa, NULL) != f)
+			continue; /* a huge frame was re-formed under us: look up again */
 		if (r == -EOVERFLOW)
 			__atomic_add_fetch(&mm->pins.refused, 1, __ATOMIC_RELAXED);
 		if (r) {
@@ -311,6 +313,10 @@ static int dma_pin_page(struct mm *mm, struct mm_dma_holder *h, gpa_t gpa, bool 
 					return -EIO;
 				continue;
 			}
+			if (r == -ENOENT && frame_get(&mm->ft, gpa, NULL) != f) {
+				e->page = ~0ull; /* re-formed under us: look up again */
+				continue;
+			}
 			if (r == -EOVERFLOW)
 				__atomic_add_fetch(&mm->pins.refused, 1, __ATOMIC_RELAXED);
 			if (r)
@@ -396,9 +402,10 @@ int mm_dma_map(struct mm *mm, struct mm_dma_holder *h, gpa_t gpa, uint64_t len,
 		g += step;
 	}
 	if (r) {
-		if (g > gpa)
+		if (g > gpa) {
 			mm_dma_unmap(mm, h, gpa, g - gpa);
-		h->st.unmaps--;
+			h->st.unmaps--; /* not the caller's unmap */
+		}
 		return r;
 	}
 	return (int)n;
@@ -420,8 +427,10 @@ static int dma_copy(struct mm *mm, struct mm_dma_holder *h, gpa_t gpa, void *buf
 		int r = dma_pin_page(mm, h, g, to_guest, &prev, &host);
 
 		if (r) {
-			if (g > gpa)
+			if (g > gpa) {
 				mm_dma_unmap(mm, h, gpa, g - gpa);
+				h->st.unmaps--;
+			}
 			return r;
 		}
 		host += g & (PAGE - 1);
@@ -461,8 +470,7 @@ static int lt_pin_one(void *ctx, struct frame *f, gpa_t gpa, uint64_t npages)
 	int r;
 
 	(void)npages;
-	while ((r = frame_pin(f, FRAME_PIN_LONGTERM)) == -EBUSY)
-		wait_unmarked(c->mm, f);
+	r = frame_pin(f, FRAME_PIN_LONGTERM); /* -EBUSY: a batch is moving it, do not wait */
 	if (r) {
 		if (r == -EOVERFLOW)
 			__atomic_add_fetch(&c->mm->pins.refused, 1, __ATOMIC_RELAXED);
@@ -498,11 +506,13 @@ int mm_dma_pin_longterm(struct mm *mm, gpa_t gpa, uint64_t len, int home_node)
 		struct mig_range rg = { gpa, len };
 		struct mig_result res;
 
-		r = mm_migrate(mm, &rg, 1, (unsigned)home_node, &res);
+		r = mm_migrate_nowait(mm, &rg, 1, (unsigned)home_node, &res);
 		if (r)
 			return r;
 		if (res.aborted)
 			return -ENOMEM;
+		if (res.pinned)
+			return -EBUSY; /* in a request right now: try again later */
 	}
 	/* the whole range is governed by records that frame_for_each visits once each */
 	r = frame_for_each(&mm->ft, gpa, len, lt_pin_one, &c);

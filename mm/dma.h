@@ -114,7 +114,9 @@ void mm_dma_busy(struct mm_dma_holder *h);
 
 /*
  * Long-term pins (registered buffers): pin [@gpa, @gpa + @len) with FRAME_PIN_LONGTERM
- * after migrating it to host node @home_node (-1: where it is). Returns 0 or -errno;
+ * after migrating it to host node @home_node (-1: where it is). Never waits for another
+ * migration: -EBUSY if one is running or part of the range is pinned by a request (try
+ * again later). Returns 0 or -errno (-EINVAL bad range, -ENOMEM the home pool is full);
  * nothing pinned on failure. mm_dma_unpin_longterm() releases exactly that range.
  */
 int mm_dma_pin_longterm(struct mm *mm, gpa_t gpa, uint64_t len, int home_node)

@@ -51,25 +51,26 @@ static void tails_mark(struct frame_table *t, uint64_t chunk, bool dirty)
 		t->tails_written[chunk / 64] &= ~(1ull << (chunk % 64));
 }
 
-static inline uint32_t mkstate(unsigned pool, unsigned flags, unsigned pin)
+static inline uint64_t mkstate(unsigned pool, unsigned flags)
 {
-	return (uint32_t)pool | (uint32_t)flags << 8 | (uint32_t)pin << 16;
+	return (uint64_t)pool | (uint64_t)flags << 8;
 }
 
 /* Write record @f: pfn first, then the state that publishes it. */
-static void rec_store(struct frame *f, uint32_t pfn, uint32_t state)
+static void rec_store(struct frame *f, uint32_t pfn, uint64_t state)
 {
 	__atomic_store_n(&f->pfn, pfn, __ATOMIC_RELAXED);
 	__atomic_store_n(&f->gen, 0, __ATOMIC_RELAXED);
 	__atomic_store_n(&f->state, state, __ATOMIC_RELEASE);
 }
 
-int frame_pin(struct frame *f, unsigned inc)
+int frame_pin(struct frame *f, uint64_t inc)
 {
-	uint32_t old = __atomic_load_n(&f->state, __ATOMIC_RELAXED), nw;
+	uint64_t old = __atomic_load_n(&f->state, __ATOMIC_RELAXED), nw;
 
 	do {
-		unsigned flags = (old >> 8) & 0xff, pin = old >> 16;
+		unsigned flags = (old >> 8) & 0xff;
+		uint64_t pin = old >> 16;
 
 		if (!(flags & FRAME_PRESENT))
 			return -ENOENT;
@@ -78,37 +79,37 @@ int frame_pin(struct frame *f, unsigned inc)
 		if (inc == FRAME_PIN_LONGTERM ? pin / FRAME_PIN_LONGTERM >= FRAME_PIN_LONG_MAX
 					      : pin % FRAME_PIN_LONGTERM >= FRAME_PIN_SHORT_MAX)
 			return -EOVERFLOW;
-		nw = old + ((uint32_t)inc << 16);
+		nw = old + (inc << 16);
 	} while (!__atomic_compare_exchange_n(&f->state, &old, nw, false, __ATOMIC_SEQ_CST,
 					      __ATOMIC_RELAXED));
 	return 0;
 }
 
-void frame_unpin(struct frame *f, unsigned inc)
+void frame_unpin(struct frame *f, uint64_t inc)
 {
-	__atomic_sub_fetch(&f->state, (uint32_t)inc << 16, __ATOMIC_SEQ_CST);
+	__atomic_sub_fetch(&f->state, inc << 16, __ATOMIC_SEQ_CST);
 }
 
 bool frame_try_mark(struct frame *f)
 {
-	uint32_t old = __atomic_load_n(&f->state, __ATOMIC_RELAXED);
+	uint64_t old = __atomic_load_n(&f->state, __ATOMIC_RELAXED);
 
 	do {
 		if (old >> 16)
 			return false;
-	} while (!__atomic_compare_exchange_n(&f->state, &old, old | (FRAME_MIGRATING << 8), false,
+	} while (!__atomic_compare_exchange_n(&f->state, &old, old | ((uint64_t)FRAME_MIGRATING << 8), false,
 					      __ATOMIC_SEQ_CST, __ATOMIC_RELAXED));
 	return true;
 }
 
 void frame_clear_flags(struct frame *f, unsigned flags)
 {
-	__atomic_and_fetch(&f->state, ~((uint32_t)flags << 8), __ATOMIC_SEQ_CST);
+	__atomic_and_fetch(&f->state, ~((uint64_t)flags << 8), __ATOMIC_SEQ_CST);
 }
 
 void frame_set_flags(struct frame *f, unsigned flags)
 {
-	__atomic_or_fetch(&f->state, (uint32_t)flags << 8, __ATOMIC_SEQ_CST);
+	__atomic_or_fetch(&f->state, (uint64_t)flags << 8, __ATOMIC_SEQ_CST);
 }
 
 /* Give every record of 2 MiB chunk @chunk its own value if it is a huge frame (head plus
@@ -117,12 +118,12 @@ void frame_set_flags(struct frame *f, unsigned flags)
 static void split_huge(struct frame_table *t, uint64_t chunk)
 {
 	struct frame *f = &t->f[chunk * HUGE];
-	uint32_t st = frame_state(f);
+	uint64_t st = frame_state(f);
 	uint32_t pfn = (uint32_t)frame_pfn(f);
 
 	if (!((st >> 8) & FRAME_HUGE_HEAD))
 		return;
-	st = mkstate(st & 0xff, ((st >> 8) & 0xff) & ~FRAME_HUGE_HEAD, 0);
+	st = mkstate(st & 0xff, ((st >> 8) & 0xff) & ~FRAME_HUGE_HEAD);
 	/* tails first: until the head loses FRAME_HUGE_HEAD, lookups of a tail that still
 	 * reads as zero go through the head */
 	for (unsigned k = 1; k < HUGE; k++)
@@ -157,7 +158,7 @@ int frame_table_set_flags(struct frame_table *t, gpa_t gpa, uint64_t size, unsig
 			/* tails must read as zero; clean ones are never touched, so their
 			 * pages stay unallocated. Head first: lookups of zeroed tails then
 			 * go to the new head. */
-			rec_store(f, (uint32_t)pfn, mkstate(pool, FRAME_PRESENT | FRAME_HUGE_HEAD | flags, 0));
+			rec_store(f, (uint32_t)pfn, mkstate(pool, FRAME_PRESENT | FRAME_HUGE_HEAD | flags));
 			if (tails_dirty(t, i / HUGE)) {
 				for (unsigned k = 1; k < HUGE; k++)
 					rec_store(&f[k], 0, 0);
@@ -167,7 +168,7 @@ int frame_table_set_flags(struct frame_table *t, gpa_t gpa, uint64_t size, unsig
 			pfn += HUGE;
 			continue;
 		}
-		rec_store(f, (uint32_t)pfn, mkstate(pool, FRAME_PRESENT | flags, 0));
+		rec_store(f, (uint32_t)pfn, mkstate(pool, FRAME_PRESENT | flags));
 		if (i % HUGE)
 			tails_mark(t, i / HUGE, true);
 		i++;
@@ -180,7 +181,7 @@ struct frame *frame_get(struct frame_table *t, gpa_t gpa, uint64_t *pfn)
 {
 	uint64_t i = gpa >> 12;
 	struct frame *f;
-	uint32_t st;
+	uint64_t st;
 
 	if (i >= t->nr)
 		return NULL;
@@ -194,6 +195,9 @@ struct frame *frame_get(struct frame_table *t, gpa_t gpa, uint64_t *pfn)
 				*pfn = frame_pfn(h) + (i & (HUGE - 1));
 			return h;
 		}
+		/* the head is not huge (any more): a split writes the tails before it
+		 * clears the head's flag, so this tail's own record is visible now */
+		st = frame_state(f);
 	}
 	if (pfn)
 		*pfn = frame_pfn(f);

@@ -24,7 +24,7 @@ enum frame_flags {
 };
 
 /*
- * One record. `state` packs pool (bits 0-7), flags (8-15) and the DMA pin count (16-31)
+ * One record. `state` packs pool (bits 0-7), flags (8-15) and the DMA pins (16-63)
  * so that a pin and the migration's "mark if unpinned" are each one compare-and-swap on
  * the same word: a pin succeeds only while FRAME_MIGRATING is clear, marking succeeds
  * only while the pin count is zero, so a frame is never copied while pinned (DESIGN.md,
@@ -33,19 +33,22 @@ enum frame_flags {
  * pfn and pool change only while FRAME_MIGRATING is set (or before the guest runs).
  */
 struct frame {
+	uint64_t state; /* pool | flags << 8 | pins << 16 */
 	uint32_t pfn; /* frame index in its pool (4 KiB units): up to 16 TiB per pool */
-	uint32_t state; /* pool | flags << 8 | pin << 16 */
 	uint32_t gen; /* low 32 bits of the generation of the last remap */
-	uint32_t reserved;
 };
 
-/* Pin counting: short-term pins (requests) add 1, long-term pins (registered buffers)
- * add FRAME_PIN_LONGTERM; neither part may overflow into the next. */
-#define FRAME_PIN_LONGTERM 1024u
-#define FRAME_PIN_SHORT_MAX (FRAME_PIN_LONGTERM - 1)
-#define FRAME_PIN_LONG_MAX (0xffffu / FRAME_PIN_LONGTERM)
+/*
+ * Pin counting (48 bits): short-term pins (requests) add 1 to the low 32 bits, long-term
+ * pins (registered buffers) add FRAME_PIN_LONGTERM, counting in the high 16; neither part
+ * may overflow into the next. A huge frame's head counts the pins of all its pages: with
+ * 32 bits, no realistic number of requests in flight fills it.
+ */
+#define FRAME_PIN_LONGTERM (1ull << 32)
+#define FRAME_PIN_SHORT_MAX 0xffffffffull
+#define FRAME_PIN_LONG_MAX 0xffffull
 
-static inline uint32_t frame_state(const struct frame *f)
+static inline uint64_t frame_state(const struct frame *f)
 {
 	return __atomic_load_n(&f->state, __ATOMIC_ACQUIRE);
 }
@@ -60,7 +63,7 @@ static inline unsigned frame_flags(const struct frame *f)
 	return (frame_state(f) >> 8) & 0xff;
 }
 
-static inline unsigned frame_pins(const struct frame *f)
+static inline uint64_t frame_pins(const struct frame *f)
 {
 	return frame_state(f) >> 16;
 }
@@ -73,9 +76,9 @@ static inline uint64_t frame_pfn(const struct frame *f)
 /* Pin @f by @inc (1 or FRAME_PIN_LONGTERM). Returns 0, -EBUSY (being migrated: wait for
  * the batch and look it up again), -EOVERFLOW (that part of the count is full) or
  * -ENOENT (not present). Full barrier: the caller re-validates its translation after. */
-int frame_pin(struct frame *f, unsigned inc) __attribute__((warn_unused_result));
+int frame_pin(struct frame *f, uint64_t inc) __attribute__((warn_unused_result));
 /* Drop a pin frame_pin() took. */
-void frame_unpin(struct frame *f, unsigned inc);
+void frame_unpin(struct frame *f, uint64_t inc);
 /* Set FRAME_MIGRATING if @f has no pins (returns true), else leave it (false). */
 bool frame_try_mark(struct frame *f);
 /* Clear @flags on @f (atomic). */

@@ -347,14 +347,14 @@ static int keep_readonly(struct mm *mm)
 static int check_one(void *ctx, struct frame *f, gpa_t gpa, uint64_t npages)
 {
 	const char *when = ctx;
-	uint32_t st = frame_state(f);
+	uint64_t st = frame_state(f);
 
 	(void)npages;
 	if (st >> 16 || !((st >> 8) & FRAME_MIGRATING)) {
 		/* a device could write this frame while it is copied: data would be lost */
 		fprintf(stderr,
-			"s2vm: BUG: migration %s: frame of GPA %#llx has %u pins, %smarked\n", when,
-			(unsigned long long)gpa, st >> 16,
+			"s2vm: BUG: migration %s: frame of GPA %#llx has %llu pins, %smarked\n", when,
+			(unsigned long long)gpa, (unsigned long long)(st >> 16),
 			(st >> 8) & FRAME_MIGRATING ? "" : "not ");
 		abort();
 	}
@@ -792,8 +792,23 @@ static size_t merge_ranges(struct mig_range *r, size_t n)
 	return k;
 }
 
+static int migrate_ranges(struct mm *mm, const struct mig_range *ranges, size_t n, unsigned node,
+			  struct mig_result *res, bool nowait);
+
 int mm_migrate(struct mm *mm, const struct mig_range *ranges, size_t n, unsigned node,
 	       struct mig_result *res)
+{
+	return migrate_ranges(mm, ranges, n, node, res, false);
+}
+
+int mm_migrate_nowait(struct mm *mm, const struct mig_range *ranges, size_t n, unsigned node,
+		      struct mig_result *res)
+{
+	return migrate_ranges(mm, ranges, n, node, res, true);
+}
+
+static int migrate_ranges(struct mm *mm, const struct mig_range *ranges, size_t n, unsigned node,
+			  struct mig_result *res, bool nowait)
 {
 	size_t max_pieces = 1024;
 	struct piece *v;
@@ -833,7 +848,12 @@ int mm_migrate(struct mm *mm, const struct mig_range *ranges, size_t n, unsigned
 	while (!cursor_done(&cur) && !r) {
 		size_t np;
 
-		pthread_mutex_lock(&mm->mig_lock);
+		if (!nowait) {
+			pthread_mutex_lock(&mm->mig_lock);
+		} else if (pthread_mutex_trylock(&mm->mig_lock)) {
+			r = -EBUSY; /* another migration is copying: do not wait for it */
+			break;
+		}
 		pthread_mutex_lock(&mm->lock);
 		if (mm->fatal) {
 			pthread_mutex_unlock(&mm->lock);

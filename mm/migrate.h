@@ -40,6 +40,11 @@ struct mig_result {
 int mm_migrate(struct mm *mm, const struct mig_range *ranges, size_t n, unsigned node,
 	       struct mig_result *res) __attribute__((warn_unused_result));
 
+/* As mm_migrate(), but never waits for another migration in progress: returns -EBUSY
+ * (what was moved before stays moved) when one holds the engine. For device threads. */
+int mm_migrate_nowait(struct mm *mm, const struct mig_range *ranges, size_t n, unsigned node,
+		      struct mig_result *res) __attribute__((warn_unused_result));
+
 /* Issue pending deferred invalidations, publish, and free every frame that may be.
  * Caller holds mm->lock. Returns frames freed. */
 uint64_t mm_flush_and_free(struct mm *mm);

@@ -137,7 +137,7 @@ struct mig_stats {
 
 /* DMA pins (mm/dma.h). Counters are updated with atomics; read them under mm->lock. */
 struct mm_pin_stats {
-	uint64_t short_now, short_peak; /* frames records short-term pinned (requests) */
+	uint64_t short_now, short_peak; /* short-term pins held (one per record per map call) */
 	uint64_t longterm_bytes[MM_MAX_POOLS]; /* long-term pinned bytes per pool */
 	uint64_t skipped_pages; /* migration left pages where they were: pinned */
 	uint64_t drains; /* holders asked to drain before a frame was judged pinned */

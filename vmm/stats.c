@@ -387,7 +387,7 @@ static void stats_render(struct vm *vm, enum run_stats_mode mode, FILE *f)
 							len ? " " : "", mm->pools[k].node,
 							s2_size_format(LD(ps->longterm_bytes[k]), a,
 								       sizeof(a)));
-			fprintf(f, "  DMA pins           short-term %" PRIu64 " frames now, %" PRIu64
+			fprintf(f, "  DMA pins           short-term %" PRIu64 " pins now, %" PRIu64
 				   " peak; long-term %s; migration skipped %" PRIu64
 				   " pinned pages, %" PRIu64 " drains, %" PRIu64
 				   " pages freed by a drain, %" PRIu64 " pins refused\n",
