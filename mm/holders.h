@@ -17,7 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define GEN_MAX_HOLDERS 16
+#define GEN_MAX_HOLDERS 72 /* the vCPU set, 8 disks x 8 queues, spares */
 
 struct gen_holder {
 	uint64_t done; /* atomic: every translation cached from before this gen is gone */

@@ -134,11 +134,12 @@ void run_opts_usage(FILE *f)
 		"                       direct=on: O_DIRECT (requests the host cannot do\n"
 		"                       directly go through the page cache). num_queues: 1-%d\n"
 		"                       queues (default 1), each with its own thread and\n"
-		"                       io_uring. queue_size: a power of two up to %d\n"
+		"                       io_uring. queue_size: a power of two, 4 to %d\n"
 		"                       (default %d). registered=on: guest buffers become\n"
 		"                       io_uring fixed buffers, long-term pinned in 2 MiB\n"
 		"                       chunks on host node home_node, at most pinned_max\n"
-		"                       bytes (default 64M), least recently used replaced\n"
+		"                       bytes (default 64M; at least 2M per queue), least\n"
+		"                       recently used replaced\n"
 		"  -h, --help           show this help and exit\n"
 		"  -V, --version        show the version and exit\n"
 		"\n"
@@ -500,11 +501,12 @@ static int disk_kv_parse(enum disk_key k, const char *val, struct disk_opts *d, 
 		d->num_queues = (unsigned)v;
 		return 0;
 	case DK_QUEUE_SIZE:
-		if (dec_parse(val, &end, &v) || *end || v < 1 || v > DISK_MAX_QUEUE_SIZE ||
-		    (v & (v - 1)))
+		/* a request needs a header, data and a status: at least 3 descriptors */
+		if (dec_parse(val, &end, &v) || *end || v < DISK_MIN_QUEUE_SIZE ||
+		    v > DISK_MAX_QUEUE_SIZE || (v & (v - 1)))
 			return s2_err_set(e, -EINVAL,
-					  "--disk queue_size=%s: expected a power of two, 1..%d%s",
-					  val, DISK_MAX_QUEUE_SIZE, sign_note(val));
+					  "--disk queue_size=%s: expected a power of two, %d..%d%s",
+					  val, DISK_MIN_QUEUE_SIZE, DISK_MAX_QUEUE_SIZE, sign_note(val));
 		d->queue_size = (unsigned)v;
 		return 0;
 	case DK_HOME_NODE:
@@ -597,6 +599,12 @@ int disk_opt_parse(const char *s, struct disk_opts *d, struct s2_err *e)
 		r = s2_err_set(e, -EINVAL,
 			       "--disk %s: home_node= and pinned_max= apply to registered=on only",
 			       s);
+	/* each queue registers its own chunks: pinned_max is shared out, one chunk at least */
+	if (!r && d->registered && d->pinned_max < (uint64_t)d->num_queues * MIB2)
+		r = s2_err_set(e, -EINVAL,
+			       "--disk %s: pinned_max must allow one 2 MiB chunk per queue "
+			       "(num_queues=%u needs at least %u MiB)",
+			       s, d->num_queues, 2 * d->num_queues);
 	if (r) {
 		free(d->path);
 		d->path = NULL;

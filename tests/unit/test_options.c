@@ -492,6 +492,8 @@ static void test_disk_opts(void)
 		{ "path=a,num_queues=9", "num_queues" },
 		{ "path=a,num_queues=-1", "num_queues" },
 		{ "path=a,queue_size=3", "queue_size" },
+		{ "path=a,queue_size=2", "queue_size" },
+		{ "path=a,registered=on,num_queues=4,pinned_max=6M", "pinned_max" },
 		{ "path=a,queue_size=2048", "queue_size" },
 		{ "path=a,queue_size=", "queue_size" },
 		{ "path=a,registered=on,pinned_max=3M", "pinned_max" },
