@@ -572,11 +572,11 @@ static void *split_reader(void *arg)
 				      : mm_dma_read(sp->mm, &h, g, &v, 8);
 
 		if (r) {
-			sp->errors++;
-			sp->last_err = r;
-			sp->last_gpa = g;
+			__atomic_add_fetch(&sp->errors, 1, __ATOMIC_RELAXED);
+			__atomic_store_n(&sp->last_err, r, __ATOMIC_RELAXED);
+			__atomic_store_n(&sp->last_gpa, g, __ATOMIC_RELAXED);
 		}
-		sp->reads++;
+		__atomic_add_fetch(&sp->reads, 1, __ATOMIC_RELAXED);
 		mm_dma_quiesce(&h);
 	}
 	mm_dma_idle(&h);
