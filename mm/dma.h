@@ -38,7 +38,7 @@ enum mm_dma_dir {
 	MM_DMA_BIDIR = 3,
 };
 
-#define MM_IOTLB_SIZE 64 /* entries per holder, direct-mapped by GPA page */
+#define MM_IOTLB_SIZE 512 /* entries per holder, direct-mapped by GPA page: QD 16 x 64 KiB */
 
 struct mm_iotlb_entry {
 	uint64_t page; /* GPA >> 12, or ~0 if empty */

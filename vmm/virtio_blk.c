@@ -53,10 +53,16 @@
 #define SEG_CAP (VBLK_SEG_MAX + 2) /* descriptors per request: header, data, status */
 #define MAX_IOV 1024u /* UIO_MAXIOV: iovecs of one readv/writev */
 #define CONFIG_BYTES 60u
+#define PAGE_BYTES 4096ull /* the memory manager's page: the unit ring pages are mapped in */
 /* Before sleeping, a queue with nothing to do polls its avail ring and completions this
  * long: the driver's next request usually follows its last completion within a few
  * microseconds, and a notify costs it a VM exit (a signal under proc). */
 #define POLL_NS 50000u
+/* With requests in flight the queue does not ask for a notify before it sleeps: it waits
+ * for their next completion, at most this long, and takes the driver's new chains when it
+ * wakes. Only after a nap with no completion does it ask for a notify and sleep for good
+ * (a slow request delays the chains queued behind it by at most this). */
+#define NAP_NS 200000u
 
 /* user_data of the ring's own requests; a request's is its struct vblk_req pointer */
 enum { TAG_NOTIFY = 1, TAG_WAKE = 2, TAG_CANCEL = 3 };
@@ -100,6 +106,15 @@ struct vblk_chunk {
 	unsigned users; /* requests in flight reading or writing it */
 };
 
+#define QPAGES 16u /* ring pages a queue keeps mapped during a batch */
+
+/* One guest page mapped for the batch (see vblk_queue.pages). */
+struct q_page {
+	uint64_t gpa; /* page aligned */
+	unsigned char *host; /* the page in its pool's own mapping */
+	bool writable; /* mapped MM_DMA_BIDIR (else MM_DMA_TO_DEVICE) */
+};
+
 struct vblk_queue {
 	struct vblk *blk;
 	unsigned index;
@@ -120,6 +135,11 @@ struct vblk_queue {
 	unsigned in_flight; /* requests submitted, not completed */
 	unsigned nr_reqs; /* allocated */
 	struct vblk_req *free_reqs;
+	/* ring pages: the pages of rings, descriptors, headers and status bytes this batch
+	 * touched, mapped (pinned) until the batch ends (q_pages_drop: before q->lock is
+	 * released, and when the holder's generation moves) */
+	struct q_page pages[QPAGES];
+	unsigned nr_pages;
 	struct virtq_seg segs[SEG_CAP]; /* chain walk */
 	struct iovec iov[MAX_IOV]; /* mm_dma_map scratch */
 	/* registered=on */
@@ -170,18 +190,88 @@ static uint64_t get(const uint64_t *c)
 
 /* ---- guest memory for the virtqueue walker: the queue's DMA holder ---- */
 
+/*
+ * Ring pages. A request touches the avail ring, its descriptors (and indirect table), its
+ * header, its status byte and the used ring: each a small access that mm_dma_read/write
+ * would translate, pin and unpin on its own. Instead the first access to a page in a
+ * batch maps the whole page (one pin) and later ones are plain accesses through that
+ * mapping. The pins are short-term like a request's: q_pages_drop() lets them go before
+ * q->lock is released (the drain can then run, and migration sees no pin of ours) and
+ * at the end of the drain itself. An access the cache cannot serve (crossing a page,
+ * the cache full, a map error) takes mm_dma_read/write, whose errors stand as before.
+ */
+static void q_pages_drop(struct vblk_queue *q)
+{
+	for (unsigned i = 0; i < q->nr_pages; i++)
+		mm_dma_unmap(q->blk->mm, &q->h, q->pages[i].gpa, PAGE_BYTES);
+	q->nr_pages = 0;
+}
+
+/* Host address of [@gpa, @gpa + @len) through a mapped ring page, or NULL. Caller holds
+ * q->lock with the holder busy. */
+static unsigned char *q_page(struct vblk_queue *q, uint64_t gpa, uint64_t len, bool write)
+{
+	uint64_t pg = gpa & ~(PAGE_BYTES - 1);
+	struct q_page *e = NULL;
+	struct iovec iov;
+	int n;
+
+	if (!len || (gpa & (PAGE_BYTES - 1)) + len > PAGE_BYTES)
+		return NULL;
+	for (unsigned i = 0; i < q->nr_pages; i++) {
+		if (q->pages[i].gpa != pg)
+			continue;
+		if (!write || q->pages[i].writable)
+			return q->pages[i].host + (gpa - pg);
+		/* read so far, now written: map it again for both */
+		e = &q->pages[i];
+		mm_dma_unmap(q->blk->mm, &q->h, pg, PAGE_BYTES);
+		*e = q->pages[--q->nr_pages];
+		break;
+	}
+	if (q->nr_pages == QPAGES)
+		return NULL;
+	n = mm_dma_map(q->blk->mm, &q->h, pg, PAGE_BYTES,
+		       write ? MM_DMA_BIDIR : MM_DMA_TO_DEVICE, &iov, 1);
+	if (n != 1) {
+		if (n > 0)
+			mm_dma_unmap(q->blk->mm, &q->h, pg, PAGE_BYTES);
+		return NULL;
+	}
+	e = &q->pages[q->nr_pages++];
+	*e = (struct q_page){ pg, iov.iov_base, write };
+	return e->host + (gpa - pg);
+}
+
+/* Copy guest memory for the queue: through a ring page, else mm_dma_read/write. */
+static int q_read(struct vblk_queue *q, uint64_t gpa, void *dst, uint64_t len)
+{
+	unsigned char *p = q_page(q, gpa, len, false);
+
+	if (!p)
+		return mm_dma_read(q->blk->mm, &q->h, gpa, dst, len);
+	memcpy(dst, p, len);
+	return 0;
+}
+
+static int q_write(struct vblk_queue *q, uint64_t gpa, const void *src, uint64_t len)
+{
+	unsigned char *p = q_page(q, gpa, len, true);
+
+	if (!p)
+		return mm_dma_write(q->blk->mm, &q->h, gpa, src, len);
+	memcpy(p, src, len);
+	return 0;
+}
+
 static int q_mem_read(void *ctx, uint64_t gpa, void *dst, uint64_t len)
 {
-	struct vblk_queue *q = ctx;
-
-	return mm_dma_read(q->blk->mm, &q->h, gpa, dst, len);
+	return q_read(ctx, gpa, dst, len);
 }
 
 static int q_mem_write(void *ctx, uint64_t gpa, const void *src, uint64_t len)
 {
-	struct vblk_queue *q = ctx;
-
-	return mm_dma_write(q->blk->mm, &q->h, gpa, src, len);
+	return q_write(ctx, gpa, src, len);
 }
 
 /* One aligned 16-bit access through a mapping of its frame: mm_dma_read/write copy
@@ -190,8 +280,14 @@ static int q_mem_read16(void *ctx, uint64_t gpa, uint16_t *v)
 {
 	struct vblk_queue *q = ctx;
 	struct iovec iov;
-	int n = mm_dma_map(q->blk->mm, &q->h, gpa, 2, MM_DMA_TO_DEVICE, &iov, 1);
+	unsigned char *p = (gpa & 1) ? NULL : q_page(q, gpa, 2, false);
+	int n;
 
+	if (p) {
+		*v = __atomic_load_n((uint16_t *)(void *)p, __ATOMIC_ACQUIRE);
+		return 0;
+	}
+	n = mm_dma_map(q->blk->mm, &q->h, gpa, 2, MM_DMA_TO_DEVICE, &iov, 1);
 	if (n < 0)
 		return n;
 	if (n != 1 || ((uintptr_t)iov.iov_base & 1)) {
@@ -207,8 +303,14 @@ static int q_mem_write16(void *ctx, uint64_t gpa, uint16_t v)
 {
 	struct vblk_queue *q = ctx;
 	struct iovec iov;
-	int n = mm_dma_map(q->blk->mm, &q->h, gpa, 2, MM_DMA_FROM_DEVICE, &iov, 1);
+	unsigned char *p = (gpa & 1) ? NULL : q_page(q, gpa, 2, true);
+	int n;
 
+	if (p) {
+		__atomic_store_n((uint16_t *)(void *)p, v, __ATOMIC_RELEASE);
+		return 0;
+	}
+	n = mm_dma_map(q->blk->mm, &q->h, gpa, 2, MM_DMA_FROM_DEVICE, &iov, 1);
 	if (n < 0)
 		return n;
 	if (n != 1 || ((uintptr_t)iov.iov_base & 1)) {
@@ -277,7 +379,7 @@ static int q_broken(struct vblk_queue *q, const char *why)
 static int finish(struct vblk_queue *q, uint16_t head, uint64_t status_gpa, uint8_t status,
 		  uint32_t used_len)
 {
-	if (mm_dma_write(q->blk->mm, &q->h, status_gpa, &status, 1))
+	if (q_write(q, status_gpa, &status, 1))
 		return q_broken(q, "cannot write the status byte");
 	if (virtq_used_add(&q->vq, head, used_len))
 		return q_broken(q, q->vq.err);
@@ -427,6 +529,7 @@ static int chunk_get(struct vblk_queue *q, uint64_t gpa)
 	if (victim == UINT32_MAX)
 		return -1; /* every chunk has requests in flight */
 	chunk_evict(q, victim);
+	q_pages_drop(q);
 	pthread_mutex_unlock(&q->lock);
 	r = mm_dma_pin_longterm(b->mm, gpa, CHUNK, b->o.home_node);
 	pthread_mutex_lock(&q->lock);
@@ -610,7 +713,7 @@ static int req_start(struct vblk_queue *q, const struct virtq_chain *c)
 		return q_broken(q, "status byte outside guest RAM");
 	if (c->nr_desc > SEG_CAP || first->write || first->len < HDR_BYTES)
 		return finish_bad(q, c->head, status_gpa, VIRTIO_BLK_S_IOERR);
-	if (mm_dma_read(b->mm, &q->h, first->gpa, hdr, HDR_BYTES))
+	if (q_read(q, first->gpa, hdr, HDR_BYTES))
 		return finish_bad(q, c->head, status_gpa, VIRTIO_BLK_S_IOERR);
 	memcpy(&type, hdr, 4);
 	type = le32toh(type);
@@ -871,6 +974,17 @@ static void cpu_relax(void)
 #endif
 }
 
+/* A quiescent point between batches: if the memory manager's generation moved, let the
+ * ring pages go too (their pins kept them valid; a fresh batch maps them anew). */
+static void q_quiesce(struct vblk_queue *q)
+{
+	uint64_t gen = q->h.gen;
+
+	mm_dma_quiesce(&q->h);
+	if (q->h.gen != gen)
+		q_pages_drop(q);
+}
+
 /* Poll for up to POLL_NS: returns 1 if a completion or an avail entry appeared, 0 if not,
  * -EBADMSG on a bad avail index. Caller holds q->lock (a drain waits at most that long). */
 static int q_poll(struct vblk_queue *q)
@@ -895,12 +1009,38 @@ static int q_poll(struct vblk_queue *q)
  * The holder is idle meanwhile: it caches no translation. */
 static void q_wait(struct vblk_queue *q)
 {
+	q_pages_drop(q);
 	mm_dma_idle(&q->h);
 	pthread_mutex_unlock(&q->lock);
 	/* the raw call reads nothing of the ring in user space (the drain may reap) */
 	(void)io_uring_enter(q->ring.ring_fd, 0, 1, IORING_ENTER_GETEVENTS, NULL);
 	pthread_mutex_lock(&q->lock);
 	mm_dma_busy(&q->h);
+}
+
+/*
+ * Wait up to NAP_NS for a completion without q->lock, as q_wait. Returns true if the
+ * wait ended early (a completion, the drain's wake-up, a signal) or cannot be timed;
+ * false on the timeout.
+ */
+static bool q_nap(struct vblk_queue *q)
+{
+	struct __kernel_timespec ts = { .tv_sec = 0, .tv_nsec = NAP_NS };
+	struct io_uring_getevents_arg arg = { .ts = (uint64_t)(uintptr_t)&ts };
+	int r;
+
+	if (!(q->ring.features & IORING_FEAT_EXT_ARG)) {
+		q_wait(q);
+		return true;
+	}
+	q_pages_drop(q);
+	mm_dma_idle(&q->h);
+	pthread_mutex_unlock(&q->lock);
+	r = io_uring_enter2(q->ring.ring_fd, 0, 1, IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG,
+			    (sigset_t *)&arg, sizeof(arg));
+	pthread_mutex_lock(&q->lock);
+	mm_dma_busy(&q->h);
+	return r != -ETIME;
 }
 
 static void *q_thread(void *arg)
@@ -918,13 +1058,19 @@ static void *q_thread(void *arg)
 			break;
 		r = q_process(q);
 		io_uring_submit(&q->ring);
-		mm_dma_quiesce(&q->h);
+		q_quiesce(q);
 		if (io_uring_cq_ready(&q->ring))
 			continue;
 		if (!r && !vmmio_broken(&q->blk->t) && q->in_flight < q->vq.cfg.size) {
-			/* about to sleep: poll a little if nothing is in flight, then ask for
-			 * a notify (EVENT_IDX) and look once more */
-			r = q->in_flight ? 0 : q_poll(q);
+			/* about to sleep: poll a little if nothing is in flight, else nap until
+			 * the next completion; then ask for a notify (EVENT_IDX) and look once
+			 * more */
+			if (!q->in_flight)
+				r = q_poll(q);
+			else if (q_nap(q))
+				continue;
+			else
+				r = virtq_avail_peek(&q->vq);
 			if (r < 0) {
 				q_broken(q, q->vq.err);
 				q_wait(q);
@@ -968,6 +1114,7 @@ static void *q_thread(void *arg)
 	for (unsigned i = 0; i < q->nr_chunks; i++)
 		chunk_evict(q, i);
 	memset(q->neg, 0, sizeof(q->neg));
+	q_pages_drop(q);
 	mm_dma_quiesce(&q->h);
 	mm_dma_idle(&q->h);
 	q->running = false;
@@ -1001,6 +1148,7 @@ static void q_drain(void *ctx)
 			}
 			io_uring_submit(&q->ring);
 		}
+		q_pages_drop(q);
 		mm_dma_quiesce(&q->h);
 		if (idle)
 			mm_dma_idle(&q->h);

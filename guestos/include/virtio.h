@@ -181,6 +181,7 @@ struct virtio_blk_range {
 #define VBLK_MAX_SLOTS 128u /* requests in flight, all queues together */
 #define VBLK_MAX_SEGS 8u /* data segments per request */
 #define VBLK_TIMEOUT_NS 2000000000ull /* default wait for the device: 2 s */
+#define VBLK_CHECK_MAX_MS 8u /* vblk_wait reads Status and the clock at least this often */
 #define VBLK_FEATURES                                                                          \
 	(1ull << VIRTIO_F_VERSION_1 | 1ull << VIRTIO_F_RING_INDIRECT_DESC |                    \
 	 1ull << VIRTIO_F_RING_EVENT_IDX | 1ull << VIRTIO_BLK_F_SEG_MAX |                     \
@@ -246,6 +247,7 @@ struct vblk {
 	struct vblk_slot *slots; /* [VBLK_MAX_SLOTS] */
 	uint16_t slot_of[VBLK_MAX_QUEUES][VBLK_QUEUE_SIZE]; /* head descriptor -> slot */
 	uint64_t timeout_ns; /* how long the sync helpers and resets wait */
+	uint64_t tsc_per_ms; /* TSC ticks per ms (vblk_tsc_calibrate; 0: not yet) */
 };
 
 /* Start handing out [start, end) (rounded in to 4 KiB). */
@@ -338,6 +340,9 @@ int vblk_open(struct vblk *d, unsigned index, struct vheap *h);
  * request in flight. Returns 0, or the first error of vio_negotiate / vq_setup.
  */
 int vblk_init(struct vblk *d);
+/* Measure d->tsc_per_ms against the host clock (~1 ms, two clock hypercalls).
+ * vblk_open does it; vblk_wait does it first if d->tsc_per_ms is 0. */
+void vblk_tsc_calibrate(struct vblk *d);
 /* vio_reset() with d->timeout_ns; forgets every request in flight. */
 int vblk_reset(struct vblk *d);
 /*
@@ -370,8 +375,9 @@ int vblk_write_zeroes(struct vblk *d, uint64_t sector, uint32_t nr_sectors, bool
 int vblk_get_id(struct vblk *d, char id[VIRTIO_BLK_ID_BYTES + 1]);
 /*
  * Wait up to @timeout_ns for one completion. Returns 1, 0 on timeout, -VIO_EIO when the
- * device sets DEVICE_NEEDS_RESET meanwhile (Status is read at growing intervals, at
- * most a few ms apart), or as vblk_poll.
+ * device sets DEVICE_NEEDS_RESET meanwhile, or as vblk_poll. Spins on the used rings
+ * and the TSC: Status and the clock (each an exit) are read only after ~1 ms of waiting,
+ * then at doubling intervals at most VBLK_CHECK_MAX_MS apart.
  */
 int vblk_wait(struct vblk *d, struct vblk_done *out, uint64_t timeout_ns);
 

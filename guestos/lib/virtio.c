@@ -313,6 +313,7 @@ int vblk_open(struct vblk *d, unsigned index, struct vheap *h)
 	r = vio_find(&d->dev, VIRTIO_ID_BLOCK, index);
 	if (r)
 		return r;
+	vblk_tsc_calibrate(d);
 	d->slots = vheap_alloc(h, sizeof(struct vblk_slot) * VBLK_MAX_SLOTS, 64);
 	if (!d->slots)
 		return -VIO_ENOMEM;
@@ -322,6 +323,25 @@ int vblk_open(struct vblk *d, unsigned index, struct vheap *h)
 			return r;
 	}
 	return vblk_init(d);
+}
+
+void vblk_tsc_calibrate(struct vblk *d)
+{
+	uint64_t c0, c1, t0, t1;
+	unsigned n = 0;
+
+	c0 = g_clock_ns();
+	t0 = g_rdtsc();
+	/* ~0.5-1 ms at 2-4 GHz; bounded by a pause count should the TSC stand still */
+	do {
+		g_pause();
+		t1 = g_rdtsc();
+	} while (t1 - t0 < (1u << 21) && ++n < (1u << 22));
+	c1 = g_clock_ns();
+	t1 = g_rdtsc();
+	d->tsc_per_ms = c1 > c0 ? (t1 - t0) * 1000000 / (c1 - c0) : 0;
+	if (!d->tsc_per_ms)
+		d->tsc_per_ms = 1;
 }
 
 static void vblk_forget(struct vblk *d)
@@ -528,31 +548,39 @@ bool vblk_needs_reset(const struct vblk *d)
 
 int vblk_wait(struct vblk *d, struct vblk_done *out, uint64_t timeout_ns)
 {
-	uint64_t t0 = 0, now;
-	unsigned spin = 0, every = 1024;
+	uint64_t t0 = 0, now, next, step;
+	unsigned spin = 0;
 
 	/*
-	 * Status and the clock each cost an exit: look at them only once the answer is not
-	 * immediate, then at doubling intervals (up to 64K pauses, a few ms).
+	 * Status and the clock each cost an exit (a signal under proc): spin on the used
+	 * rings and the TSC alone, and look at them only after ~1 ms of waiting, then at
+	 * doubling intervals up to VBLK_CHECK_MAX_MS. The timeout is measured with the host
+	 * clock from the first look; the TSC only paces the looks.
 	 */
+	if (!d->tsc_per_ms)
+		vblk_tsc_calibrate(d);
+	step = d->tsc_per_ms;
+	next = g_rdtsc() + step;
 	for (;;) {
 		int r = vblk_poll(d, out);
 
 		if (r)
 			return r;
 		g_pause();
-		if (++spin < every)
+		if (++spin % 16)
 			continue;
-		spin = 0;
-		if (every < 65536)
-			every *= 2;
+		now = g_rdtsc();
+		if ((int64_t)(now - next) < 0)
+			continue;
 		if (vblk_needs_reset(d))
 			return -VIO_EIO;
-		now = g_clock_ns();
 		if (!t0)
-			t0 = now;
-		else if (now - t0 > timeout_ns)
+			t0 = g_clock_ns();
+		else if (g_clock_ns() - t0 > timeout_ns)
 			return vblk_poll(d, out);
+		if (step < VBLK_CHECK_MAX_MS * d->tsc_per_ms)
+			step *= 2;
+		next = now + step;
 	}
 }
 
