@@ -91,6 +91,7 @@ static json_object *disk_json(const struct vblk_report *r)
 		ADD("chunk_evictions", r->chunk_evictions);
 		ADD("fixed_ops", r->fixed_ops);
 		ADD("pin_failures", r->pin_failures);
+		ADD("pin_busy", r->pin_busy);
 	}
 #undef ADD
 	return d;

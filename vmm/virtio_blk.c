@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "mm/dma.h"
+#include "s2vm/clock.h"
 #include "s2vm/bootinfo.h"
 #include "vmm/virtio_blk.h"
 
@@ -148,6 +149,7 @@ struct vblk_queue {
 	uint64_t chunk_clock;
 	uint32_t hint[CHUNK_HINTS]; /* chunk number % CHUNK_HINTS -> likely slot */
 	uint64_t neg[CHUNK_NEG]; /* chunks that could not be registered (gpa + 1, 0: none) */
+	uint64_t busy_until_ns; /* a long-term pin found migration busy: retry after this */
 };
 
 struct vblk_counters {
@@ -157,6 +159,7 @@ struct vblk_counters {
 	uint64_t bad_requests, io_errors, direct_fallbacks;
 	uint64_t pinned_bytes, pinned_peak, chunk_registrations, chunk_evictions;
 	uint64_t fixed_ops, pin_failures;
+	uint64_t pin_busy; /* long-term pins put off: migration busy (retried) */
 };
 
 struct vblk {
@@ -517,6 +520,8 @@ static int chunk_get(struct vblk_queue *q, uint64_t gpa)
 	}
 	if (q->neg[(gpa / CHUNK) % CHUNK_NEG] == gpa + 1)
 		return -1;
+	if (q->busy_until_ns && s2_now_ns() < q->busy_until_ns)
+		return -1; /* migration was busy a moment ago: plain path for now */
 	for (unsigned i = 0; i < q->nr_chunks; i++) {
 		c = &q->chunks[i];
 		if (c->gpa == ~0ull) {
@@ -528,15 +533,24 @@ static int chunk_get(struct vblk_queue *q, uint64_t gpa)
 	}
 	if (victim == UINT32_MAX)
 		return -1; /* every chunk has requests in flight */
-	chunk_evict(q, victim);
 	q_pages_drop(q);
 	pthread_mutex_unlock(&q->lock);
 	r = mm_dma_pin_longterm(b->mm, gpa, CHUNK, b->o.home_node);
 	pthread_mutex_lock(&q->lock);
+	if (r == -EBUSY) {
+		/* a migration is copying (never wait behind it), or the chunk is in a
+		 * request: keep the victim, use the plain path, try again in 1 ms */
+		q->busy_until_ns = s2_now_ns() + 1000000;
+		add(&b->c.pin_busy, 1);
+		return -1;
+	}
 	if (r) {
 		chunk_neg_add(q, gpa);
 		return -1;
 	}
+	q->busy_until_ns = 0;
+	/* the victim is still idle: only this thread starts requests on its chunks */
+	chunk_evict(q, victim);
 	/* where the pinned chunk is: one contiguous piece of one pool, or no fixed buffer */
 	n = mm_dma_map(b->mm, &q->h, gpa, CHUNK, MM_DMA_BIDIR, iov, 2);
 	if (n > 0)
@@ -1546,4 +1560,5 @@ void vblk_report(struct vblk *b, struct vblk_report *r)
 	r->chunk_evictions = get(&b->c.chunk_evictions);
 	r->fixed_ops = get(&b->c.fixed_ops);
 	r->pin_failures = get(&b->c.pin_failures);
+	r->pin_busy = get(&b->c.pin_busy);
 }

@@ -54,6 +54,7 @@ struct vblk_report {
 	/* registered=on */
 	uint64_t pinned_bytes, pinned_peak, pinned_max;
 	uint64_t chunk_registrations, chunk_evictions, fixed_ops, pin_failures;
+	uint64_t pin_busy; /* registrations put off: migration busy, retried later */
 };
 
 /*
