@@ -263,9 +263,8 @@ static uint64_t settle_piece(struct mm *mm, unsigned target, const struct piece 
 
 		e = fail_segment(f, g, end, &failed);
 		n = (e - g) / PAGE;
-		if (failed) {
+		if (failed) { /* put back: counted as aborted by put_back_failed() */
 			pool_free(&mm->pools[target], p->df + off, n);
-			mm->mig.aborted_pages += n;
 			continue;
 		}
 		/* cannot fail: the range is inside RAM and the frame numbers came from a pool */
@@ -316,7 +315,9 @@ static int put_back_failed(struct mm *mm, unsigned target, const struct piece *v
 			 mm->pools[target].node);
 		return -EIO;
 	}
+	/* counted here, not when the pieces settle: a later failure may skip that */
 	res->aborted += (uint64_t)back;
+	mm->mig.aborted_pages += (uint64_t)back;
 	return 0;
 }
 
