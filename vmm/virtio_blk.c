@@ -396,6 +396,24 @@ static int finish_bad(struct vblk_queue *q, uint16_t head, uint64_t status_gpa, 
 	return finish(q, head, status_gpa, status, 1);
 }
 
+/* A request for chain @head (status byte at @status_gpa) doing @op; NULL when none can be
+ * allocated: the chain is then already finished with IOERR, and *@ret says how. */
+static struct vblk_req *req_begin(struct vblk_queue *q, uint16_t head, uint64_t status_gpa,
+				  enum req_op op, int *ret)
+{
+	struct vblk_req *r = req_get(q);
+
+	if (!r) {
+		add(&q->blk->c.io_errors, 1);
+		*ret = finish(q, head, status_gpa, VIRTIO_BLK_S_IOERR, 1);
+		return NULL;
+	}
+	r->head = head;
+	r->status_gpa = status_gpa;
+	r->op = op;
+	return r;
+}
+
 static void in_flight_add(struct vblk *b, int d)
 {
 	uint64_t now = __atomic_add_fetch(&b->c.in_flight, (uint64_t)(int64_t)d, __ATOMIC_RELAXED);
@@ -770,14 +788,9 @@ static int req_start(struct vblk_queue *q, const struct virtq_chain *c)
 		if ((rd ? out_len : in_len) || !len || len % SECTOR || (!rd && b->o.readonly) ||
 		    sector > b->capacity || nsect > b->capacity - sector)
 			return finish_bad(q, c->head, status_gpa, VIRTIO_BLK_S_IOERR);
-		r = req_get(q);
-		if (!r) {
-			add(&b->c.io_errors, 1);
-			return finish(q, c->head, status_gpa, VIRTIO_BLK_S_IOERR, 1);
-		}
-		r->head = c->head;
-		r->status_gpa = status_gpa;
-		r->op = rd ? OP_READ : OP_WRITE;
+		r = req_begin(q, c->head, status_gpa, rd ? OP_READ : OP_WRITE, &err);
+		if (!r)
+			return err;
 		r->off = sector * SECTOR;
 		r->len = len;
 		err = req_start_rw(q, r, rd ? in : out, rd ? nin : nout);
@@ -786,14 +799,9 @@ static int req_start(struct vblk_queue *q, const struct virtq_chain *c)
 		break;
 	}
 	case VIRTIO_BLK_T_FLUSH:
-		r = req_get(q);
-		if (!r) {
-			add(&b->c.io_errors, 1);
-			return finish(q, c->head, status_gpa, VIRTIO_BLK_S_IOERR, 1);
-		}
-		r->head = c->head;
-		r->status_gpa = status_gpa;
-		r->op = OP_FLUSH;
+		r = req_begin(q, c->head, status_gpa, OP_FLUSH, &err);
+		if (!r)
+			return err;
 		break;
 	case VIRTIO_BLK_T_GET_ID:
 		return req_get_id(q, c->head, status_gpa, in, nin, in_len);
@@ -819,14 +827,9 @@ static int req_start(struct vblk_queue *q, const struct virtq_chain *c)
 		add(wz ? &b->c.write_zeroes_ops : &b->c.discard_ops, 1);
 		if (!num)
 			return finish(q, c->head, status_gpa, VIRTIO_BLK_S_OK, 1);
-		r = req_get(q);
-		if (!r) {
-			add(&b->c.io_errors, 1);
-			return finish(q, c->head, status_gpa, VIRTIO_BLK_S_IOERR, 1);
-		}
-		r->head = c->head;
-		r->status_gpa = status_gpa;
-		r->op = wz ? OP_WRITE_ZEROES : OP_DISCARD;
+		r = req_begin(q, c->head, status_gpa, wz ? OP_WRITE_ZEROES : OP_DISCARD, &err);
+		if (!r)
+			return err;
 		r->off = sector * SECTOR;
 		r->len = (uint64_t)num * SECTOR;
 		r->fa_mode = wz && !(flags & VIRTIO_BLK_WZ_F_UNMAP) ?
