@@ -21,38 +21,11 @@
 #include "mm/dma.h"
 #include "mm/migrate.h"
 #include "mm/mm.h"
+#include "tests/unit/mm_unit.h"
 #include "tests/unit/unit.h"
 
 #define MIB (1ull << 20)
 #define PAGE 4096ull
-
-static struct mm_config two_nodes(uint64_t half)
-{
-	struct mm_config c = { .mem_size = 2 * half, .nr_nodes = 2, .nr_caps = 2 };
-
-	for (unsigned i = 0; i < 2; i++) {
-		c.nodes[i] = (struct mm_guest_node){ .id = i, .size = half, .host = i };
-		c.caps[i] = (struct mm_pool_cap){ .node = i, .bytes = 4 * half };
-	}
-	return c;
-}
-
-static int create(struct mm *mm, const struct mm_config *c)
-{
-	int r = mm_create(mm, c);
-
-	if (r)
-		fprintf(stderr, "\n  mm_create: %d: %s\n", r, mm->err);
-	return r;
-}
-
-static uint64_t rnd(uint64_t *s)
-{
-	*s ^= *s << 13;
-	*s ^= *s >> 7;
-	*s ^= *s << 17;
-	return *s * 0x2545f4914f6cdd1dull;
-}
 
 static int node_of(struct mm *mm, gpa_t g)
 {

@@ -17,6 +17,7 @@
 
 #include "mm/migrate.h"
 #include "mm/mm.h"
+#include "tests/unit/mm_unit.h"
 #include "tests/unit/unit.h"
 
 #define MIB (1ull << 20)
@@ -24,14 +25,6 @@
 #define PAGE 4096ull
 
 /* ---- helpers ---- */
-
-static uint64_t rnd(uint64_t *s)
-{
-	*s ^= *s << 13;
-	*s ^= *s >> 7;
-	*s ^= *s << 17;
-	return *s * 0x2545f4914f6cdd1dull;
-}
 
 static void fill(uint64_t *s, void *buf, uint64_t len)
 {
@@ -83,28 +76,6 @@ static void random_span(uint64_t *s, uint64_t size, gpa_t *gpa, uint64_t *len)
 		l = size - g;
 	*gpa = g;
 	*len = l;
-}
-
-/* Two guest nodes of @half bytes each on host nodes 0 and 1 (1 is emulated on a one-node
- * host: its own memfd, so still a distinct pool). */
-static struct mm_config two_nodes(uint64_t half)
-{
-	struct mm_config c = { .mem_size = 2 * half, .nr_nodes = 2, .nr_caps = 2 };
-
-	for (unsigned i = 0; i < 2; i++) {
-		c.nodes[i] = (struct mm_guest_node){ .id = i, .size = half, .host = i };
-		c.caps[i] = (struct mm_pool_cap){ .node = i, .bytes = 64 * MIB };
-	}
-	return c;
-}
-
-static int create(struct mm *mm, const struct mm_config *c)
-{
-	int r = mm_create(mm, c);
-
-	if (r)
-		fprintf(stderr, "\n  mm_create: %d: %s\n", r, mm->err);
-	return r;
 }
 
 /* 0x10000, or vm.mmap_min_addr rounded up to a page if that is higher. */
