@@ -23,28 +23,6 @@
 #include "s2vm/bootinfo.h"
 #include "vmm/virtio_blk.h"
 
-/* Request types and status values (§5.2.6). */
-#define VIRTIO_BLK_T_IN 0
-#define VIRTIO_BLK_T_OUT 1
-#define VIRTIO_BLK_T_FLUSH 4
-#define VIRTIO_BLK_T_GET_ID 8
-#define VIRTIO_BLK_T_DISCARD 11
-#define VIRTIO_BLK_T_WRITE_ZEROES 13
-#define VIRTIO_BLK_S_OK 0
-#define VIRTIO_BLK_S_IOERR 1
-#define VIRTIO_BLK_S_UNSUPP 2
-#define VIRTIO_BLK_ID_BYTES 20
-#define VIRTIO_BLK_WZ_F_UNMAP 1u
-
-/* Feature bits (§5.2.3). */
-#define VIRTIO_BLK_F_SEG_MAX 2
-#define VIRTIO_BLK_F_RO 5
-#define VIRTIO_BLK_F_BLK_SIZE 6
-#define VIRTIO_BLK_F_FLUSH 9
-#define VIRTIO_BLK_F_MQ 12
-#define VIRTIO_BLK_F_DISCARD 13
-#define VIRTIO_BLK_F_WRITE_ZEROES 14
-
 #define SECTOR 512ull
 #define HDR_BYTES 16u /* struct virtio_blk_outhdr: le32 type, le32 reserved, le64 sector */
 #define RANGE_BYTES 16u /* discard/write-zeroes range: le64 sector, le32 num, le32 flags */

@@ -27,8 +27,8 @@
 #include "vmm/options.h"
 #include "vmm/virtio_mmio.h"
 #include "vmm/vm.h"
+#include "s2vm/virtio_blk.h"
 
-#define VIRTIO_ID_BLOCK 2
 #define VBLK_SEG_MAX 128u /* seg_max offered: data segments per request */
 
 struct vblk;

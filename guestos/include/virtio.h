@@ -22,6 +22,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "s2vm/virtio_blk.h"
+
 /* Negative errno values returned below (guestos has no errno.h). */
 #define VIO_EIO 5
 #define VIO_EAGAIN 11
@@ -68,18 +70,11 @@
 #define VIRTIO_S_FAILED 0x80
 
 /* Feature bits. */
-#define VIRTIO_BLK_F_SEG_MAX 2
-#define VIRTIO_BLK_F_RO 5
-#define VIRTIO_BLK_F_BLK_SIZE 6
-#define VIRTIO_BLK_F_FLUSH 9
-#define VIRTIO_BLK_F_MQ 12
-#define VIRTIO_BLK_F_DISCARD 13
-#define VIRTIO_BLK_F_WRITE_ZEROES 14
+/* virtio-blk's own bits: s2vm/virtio_blk.h */
 #define VIRTIO_F_RING_INDIRECT_DESC 28
 #define VIRTIO_F_RING_EVENT_IDX 29
 #define VIRTIO_F_VERSION_1 32
 
-#define VIRTIO_ID_BLOCK 2
 
 /* Split virtqueue layout (§2.7). */
 #define VIRTQ_DESC_F_NEXT 1
@@ -149,18 +144,7 @@ struct vio_dev {
 #define VBLK_CFG_MAX_WZ_SEG 0x34
 #define VBLK_CFG_WZ_MAY_UNMAP 0x38 /* u8 */
 
-/* Request types and status values (§5.2.6). */
-#define VIRTIO_BLK_T_IN 0
-#define VIRTIO_BLK_T_OUT 1
-#define VIRTIO_BLK_T_FLUSH 4
-#define VIRTIO_BLK_T_GET_ID 8
-#define VIRTIO_BLK_T_DISCARD 11
-#define VIRTIO_BLK_T_WRITE_ZEROES 13
-#define VIRTIO_BLK_S_OK 0
-#define VIRTIO_BLK_S_IOERR 1
-#define VIRTIO_BLK_S_UNSUPP 2
-#define VIRTIO_BLK_ID_BYTES 20
-#define VIRTIO_BLK_WZ_F_UNMAP 1
+/* Request types and status values: s2vm/virtio_blk.h */
 
 struct virtio_blk_outhdr {
 	uint32_t type; /* VIRTIO_BLK_T_* */
