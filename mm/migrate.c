@@ -1,11 +1,15 @@
 // SPDX-License-Identifier: MIT
 #include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "mm/migrate.h"
+#include "mm/mark.h"
+#include "mm/discard.h"
 #include "s2vm/clock.h"
 
 #define HUGE POOL_HUGE_FRAMES
@@ -21,7 +25,7 @@ struct piece {
 	unsigned perm;
 };
 
-static void free_frames(void *ctx, unsigned pool, uint64_t first, uint64_t n)
+void mm_free_frames(void *ctx, unsigned pool, uint64_t first, uint64_t n)
 {
 	struct mm *mm = ctx;
 
@@ -47,17 +51,61 @@ uint64_t mm_flush_and_free(struct mm *mm)
 
 	s2_flush_deferred(&mm->map);
 	gen_publish(&mm->gens, mm->vcpu_holder, gen);
-	return defer_reap(&mm->deferred, gen_min_done(&mm->gens), free_frames, mm);
+	return defer_reap(&mm->deferred, gen_min_done(&mm->gens), mm_free_frames, mm);
 }
 
+/* Do frames [first, first + n) of @p hold any data (not all holes)? */
+static bool pool_has_data(const struct pool *p, uint64_t first, uint64_t n)
+{
+	off_t off = (off_t)(first << POOL_FRAME_SHIFT), d = lseek(p->fd, off, SEEK_DATA);
+
+	return d < 0 ? errno != ENXIO : d < off + (off_t)(n << POOL_FRAME_SHIFT);
+}
+
+/*
+ * Copy only what the source holds: holes (never-touched or discarded pages) stay holes
+ * in the destination, so migrating a sparse guest does not make it resident. SEEK_DATA
+ * counts swapped-out shmem pages as data (mincore would not). Every frame is marked and
+ * write-protected, so the source cannot change under the scan.
+ */
 static int default_copy(void *ctx, struct mm *mm, unsigned sp, uint64_t sf, unsigned dp,
 			uint64_t df, uint64_t n)
 {
+	const struct pool *src = &mm->pools[sp];
+	struct pool *dst = &mm->pools[dp];
+	uint64_t f = sf, end = sf + n;
+
 	(void)ctx;
-	/* populate the destination in one call rather than one fault per 4 KiB page */
-	(void)pool_populate(&mm->pools[dp], df, n);
-	memcpy(mm->pools[dp].base + (df << POOL_FRAME_SHIFT),
-	       mm->pools[sp].base + (sf << POOL_FRAME_SHIFT), n << POOL_FRAME_SHIFT);
+	while (f < end) {
+		off_t d = lseek(src->fd, (off_t)(f << POOL_FRAME_SHIFT), SEEK_DATA), h;
+		uint64_t df0, dn, hf;
+
+		if (d < 0 && errno != ENXIO)
+			d = (off_t)(f << POOL_FRAME_SHIFT); /* cannot tell: copy everything */
+		hf = d < 0 ? end : (uint64_t)d >> POOL_FRAME_SHIFT;
+		if (hf > end)
+			hf = end;
+		if (hf > f && pool_has_data(dst, df + (f - sf), hf - f)) {
+			/* a reused destination may hold old data: make it a hole too */
+			if (fallocate(dst->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+				      (off_t)((df + (f - sf)) << POOL_FRAME_SHIFT),
+				      (off_t)((hf - f) << POOL_FRAME_SHIFT)))
+				memset(dst->base + ((df + (f - sf)) << POOL_FRAME_SHIFT), 0,
+				       (hf - f) << POOL_FRAME_SHIFT);
+		}
+		if (hf >= end)
+			break;
+		h = lseek(src->fd, (off_t)(hf << POOL_FRAME_SHIFT), SEEK_HOLE);
+		f = h < 0 ? end : ((uint64_t)h + PAGE - 1) >> POOL_FRAME_SHIFT;
+		if (f > end || f <= hf)
+			f = end;
+		df0 = df + (hf - sf);
+		dn = f - hf;
+		/* populate the destination in one call rather than one fault per 4 KiB page */
+		(void)pool_populate(dst, df0, dn);
+		memcpy(dst->base + (df0 << POOL_FRAME_SHIFT), src->base + (hf << POOL_FRAME_SHIFT),
+		       dn << POOL_FRAME_SHIFT);
+	}
 	return 0;
 }
 
@@ -279,7 +327,7 @@ static uint64_t settle_piece(struct mm *mm, unsigned target, const struct piece 
 				/* the queue cannot grow: free now only if every holder has
 				 * passed @gen, else keep the frames (never reused) */
 				if (gen_reached(gen_min_done(&mm->gens), gen))
-					free_frames(mm, p->sp, p->sf + off, n);
+					mm_free_frames(mm, p->sp, p->sf + off, n);
 				else
 					mm->mig.held_frames += n;
 			}
@@ -501,7 +549,7 @@ static int migrate_marked(struct mm *mm, unsigned target, struct piece *v, size_
 	res->runs += np;
 	res->batches++;
 	/* 5. old frames wait for every holder to pass this generation */
-	defer_reap(&mm->deferred, gen_min_done(&mm->gens), free_frames, mm);
+	defer_reap(&mm->deferred, gen_min_done(&mm->gens), mm_free_frames, mm);
 	if (defer_over_cap(&mm->deferred) ||
 	    mm->pools[target].nr_free < mm->cfg.mig.batch_frames) {
 		mm_flush_and_free(mm);
@@ -528,21 +576,6 @@ out:
 	return r;
 }
 
-/* Pages of a batch's pieces whose records are pinned: [gpa, gpa + n pages). */
-struct pinned_seg {
-	gpa_t gpa;
-	uint64_t n;
-};
-
-struct mark_ctx {
-	struct pinned_seg *v; /* pinned pages */
-	size_t n, cap;
-	uint64_t pages;
-	gpa_t *huge; /* 2 MiB chunks marked through their huge head */
-	size_t nh, caph;
-	int err;
-};
-
 static int push_huge(struct mark_ctx *c, gpa_t chunk)
 {
 	if (c->nh && c->huge[c->nh - 1] == chunk)
@@ -560,7 +593,7 @@ static int push_huge(struct mark_ctx *c, gpa_t chunk)
 	return 0;
 }
 
-static int mark_one(void *ctx, struct frame *f, gpa_t gpa, uint64_t npages)
+int mm_mark_one(void *ctx, struct frame *f, gpa_t gpa, uint64_t npages)
 {
 	struct mark_ctx *c = ctx;
 
@@ -606,8 +639,7 @@ static int unmark_one(void *ctx, struct frame *f, gpa_t gpa, uint64_t npages)
 /* Clear FRAME_MIGRATING over the pieces @r and every record of the huge chunks marked
  * through their head (a split passed the mark to all tails), and wake whoever waits.
  * Caller holds mm->lock and mig_lock, so every mark is this batch's. */
-static void unmark_pieces(struct mm *mm, const struct mig_range *r, size_t n,
-			  struct mark_ctx *c)
+void mm_unmark_ranges(struct mm *mm, const struct mig_range *r, size_t n, struct mark_ctx *c)
 {
 	for (size_t i = 0; i < n; i++)
 		frame_for_each(&mm->ft, r[i].gpa, r[i].len, unmark_one, NULL);
@@ -628,12 +660,12 @@ static void mark_pieces(struct mm *mm, const struct piece *v, size_t np, struct 
 	c->pages = 0;
 	c->err = 0;
 	for (size_t i = 0; i < np && !c->err; i++)
-		frame_for_each(&mm->ft, v[i].gpa, v[i].n * PAGE, mark_one, c);
+		frame_for_each(&mm->ft, v[i].gpa, v[i].n * PAGE, mm_mark_one, c);
 }
 
 /* Ask every DMA holder to drain (submit, reap, unpin, publish): called without mm->lock,
  * with mig_lock. Returns how many were asked. */
-static unsigned drain_holders(struct mm *mm)
+unsigned mm_drain_holders(struct mm *mm)
 {
 	struct mm_dma_holder *hs[GEN_MAX_HOLDERS];
 	unsigned n = 0;
@@ -713,10 +745,10 @@ static int migrate_batch(struct mm *mm, unsigned target, struct piece *v, size_t
 		if (all) {
 			for (size_t i = 0; i < np; i++)
 				all[i] = (struct mig_range){ v[i].gpa, v[i].n * PAGE };
-			unmark_pieces(mm, all, np, &c);
+			mm_unmark_ranges(mm, all, np, &c);
 			free(all);
 			pthread_mutex_unlock(&mm->lock);
-			if (drain_holders(mm))
+			if (mm_drain_holders(mm))
 				mm->pins.drains++;
 			pthread_mutex_lock(&mm->lock);
 			mark_pieces(mm, v, np, &c);
@@ -744,9 +776,9 @@ static int migrate_batch(struct mm *mm, unsigned target, struct piece *v, size_t
 		if (all) {
 			for (size_t i = 0; i < np; i++)
 				all[i] = (struct mig_range){ v[i].gpa, v[i].n * PAGE };
-			unmark_pieces(mm, all, np, &c);
+			mm_unmark_ranges(mm, all, np, &c);
 		} else {
-			unmark_pieces(mm, &(struct mig_range){ 0, mm->cfg.mem_size }, 1, &c);
+			mm_unmark_ranges(mm, &(struct mig_range){ 0, mm->cfg.mem_size }, 1, &c);
 		}
 		free(all);
 		free(c.v);
@@ -758,7 +790,7 @@ static int migrate_batch(struct mm *mm, unsigned target, struct piece *v, size_t
 	for (size_t i = 0; i < np; i++)
 		ranges[i] = (struct mig_range){ w[i].gpa, w[i].n * PAGE };
 	r = np ? migrate_marked(mm, target, w, np, res) : 0;
-	unmark_pieces(mm, ranges, np, &c);
+	mm_unmark_ranges(mm, ranges, np, &c);
 	free(ranges);
 	free(c.v);
 	free(c.huge);
@@ -774,8 +806,7 @@ static int range_cmp(const void *a, const void *b)
 	return x->gpa < y->gpa ? -1 : x->gpa > y->gpa;
 }
 
-/* Sort @r and merge overlapping or adjacent ranges in place. Returns the new count. */
-static size_t merge_ranges(struct mig_range *r, size_t n)
+size_t mm_ranges_merge(struct mig_range *r, size_t n)
 {
 	size_t k = 0;
 
@@ -834,7 +865,7 @@ static int migrate_ranges(struct mm *mm, const struct mig_range *ranges, size_t 
 		return -ENOMEM;
 	}
 	memcpy(req, ranges, n * sizeof(*req));
-	cur = (struct cursor){ .r = req, .n = merge_ranges(req, n), .k = 0, .g = 0 };
+	cur = (struct cursor){ .r = req, .n = mm_ranges_merge(req, n), .k = 0, .g = 0 };
 	cur.g = req[0].gpa;
 
 	pthread_mutex_lock(&mm->lock);

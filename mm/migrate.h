@@ -12,11 +12,6 @@
 
 #include "mm/mm.h"
 
-struct mig_range {
-	gpa_t gpa; /* [gpa, gpa + len), 4 KiB aligned */
-	uint64_t len;
-};
-
 struct mig_result {
 	uint64_t pages; /* moved to the target */
 	uint64_t skipped; /* already there */

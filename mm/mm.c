@@ -600,6 +600,9 @@ void mm_destroy(struct mm *mm)
 	defer_destroy(&mm->deferred);
 	free(mm->afail.v);
 	mm->afail.v = NULL;
+	free(mm->discard_q);
+	mm->discard_q = NULL;
+	mm->discard_qn = mm->discard_qcap = 0;
 	pthread_mutex_destroy(&mm->lock);
 	pthread_mutex_destroy(&mm->mig_lock);
 	pthread_cond_destroy(&mm->batch_cond);

@@ -69,6 +69,11 @@ struct mm_inject {
 typedef int (*mm_copy_fn)(void *ctx, struct mm *mm, unsigned sp, uint64_t sf, unsigned dp,
 			  uint64_t df, uint64_t n);
 
+struct mig_range {
+	gpa_t gpa; /* [gpa, gpa + len), 4 KiB aligned */
+	uint64_t len;
+};
+
 struct mig_policy {
 	bool lazy_writable; /* migrated pages stay read-only until their first write */
 	bool defer_invalidation; /* hold back deferrable invalidations (arm64 rules) */
@@ -145,6 +150,22 @@ struct mm_pin_stats {
 	uint64_t refused; /* pins refused: count full */
 };
 
+/* Discards (mm/discard.h), under mm->lock. */
+struct mm_discard_stats {
+	uint64_t calls; /* mm_discard() and mm_discard_retry() calls that did work */
+	uint64_t pages; /* discarded */
+	uint64_t runs; /* maximal runs after sorting and merging */
+	uint64_t punch_calls, alias_calls; /* host calls made for them */
+	uint64_t rehomed; /* pages given fresh frames on their policy's pool */
+	uint64_t misplaced; /* pages punched where they were: the policy's pool was full */
+	uint64_t pinned_skipped; /* pinned pages left alone without deferral */
+	uint64_t pinned_deferred; /* pinned pages queued (each time they were queued) */
+	uint64_t pending_pages; /* queued now */
+	uint64_t cancelled_pages; /* dropped from the queue by mm_discard_cancel() */
+	uint64_t failed_pages; /* the host refused the punch: still resident */
+	uint64_t returned_bytes[MM_MAX_POOLS]; /* bytes punched out of each pool */
+};
+
 struct mm_alias_stats {
 	uint64_t mmap_calls; /* maximal runs (re)mapped into the alias */
 	uint64_t mprotect_calls;
@@ -194,6 +215,9 @@ struct mm {
 	struct defer_queue deferred; /* old frames waiting for every holder */
 	struct mig_stats mig;
 	struct mm_pin_stats pins;
+	struct mm_discard_stats discard;
+	struct mig_range *discard_q; /* pinned pages whose discard is deferred, sorted */
+	size_t discard_qn, discard_qcap;
 	struct mm_dma_holder *dma_holders[GEN_MAX_HOLDERS]; /* by holder index, NULL if none */
 	char err[256];
 };

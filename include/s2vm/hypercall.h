@@ -42,6 +42,24 @@ enum s2_hc_nr {
 	S2_HC_MIGRATE = 9,
 	/* no args, ret 0: the round-trip cost of a hypercall (benchmarks). */
 	S2_HC_NOP = 10,
+	/* args: [0] buf gpa, [1] buf size. Fills a struct s2_hc_mem_info (truncated to
+	 * fit). ret: bytes written. */
+	S2_HC_MEM_INFO = 11,
+};
+
+#define S2_HC_MAX_POOLS 8
+
+/* The host's view of the VM's memory, for workloads that check what a discard or a
+ * migration returned to the host. */
+struct s2_hc_mem_info {
+	uint64_t resident_bytes; /* backed bytes in all host node pools */
+	uint64_t discarded_pages; /* pages the memory manager discarded so far */
+	uint64_t discard_pending; /* pinned pages whose discard is deferred now */
+	uint64_t discard_pinned; /* pinned pages not discarded (skipped + deferred, counted
+				  * each time) */
+	uint64_t nr_pools;
+	uint64_t pool_node[S2_HC_MAX_POOLS]; /* host node of each pool */
+	uint64_t pool_resident[S2_HC_MAX_POOLS]; /* backed bytes of each pool */
 };
 
 #define S2_HC_CONSOLE_MAX 65536u
