@@ -527,3 +527,46 @@ void mm_dma_unpin_longterm(struct mm *mm, gpa_t gpa, uint64_t len)
 
 	frame_for_each(&mm->ft, gpa, len, lt_unpin_one, &c);
 }
+
+/* Map the aligned 16-bit word at @gpa for @dir: its address, or NULL with *@err. */
+static uint16_t *map16(struct mm *mm, struct mm_dma_holder *h, gpa_t gpa, enum mm_dma_dir dir,
+		       int *err)
+{
+	struct iovec iov;
+	int n;
+
+	if (gpa & 1) {
+		*err = -EFAULT;
+		return NULL;
+	}
+	n = mm_dma_map(mm, h, gpa, 2, dir, &iov, 1);
+	if (n < 0) {
+		*err = n;
+		return NULL;
+	}
+	return iov.iov_base; /* one page holds an aligned word: one iovec, aligned */
+}
+
+int mm_dma_load16(struct mm *mm, struct mm_dma_holder *h, gpa_t gpa, uint16_t *v)
+{
+	int err = 0;
+	uint16_t *p = map16(mm, h, gpa, MM_DMA_TO_DEVICE, &err);
+
+	if (!p)
+		return err;
+	*v = __atomic_load_n(p, __ATOMIC_ACQUIRE);
+	mm_dma_unmap(mm, h, gpa, 2);
+	return 0;
+}
+
+int mm_dma_store16(struct mm *mm, struct mm_dma_holder *h, gpa_t gpa, uint16_t v)
+{
+	int err = 0;
+	uint16_t *p = map16(mm, h, gpa, MM_DMA_FROM_DEVICE, &err);
+
+	if (!p)
+		return err;
+	__atomic_store_n(p, v, __ATOMIC_RELEASE);
+	mm_dma_unmap(mm, h, gpa, 2);
+	return 0;
+}

@@ -103,6 +103,13 @@ int mm_dma_read(struct mm *mm, struct mm_dma_holder *h, gpa_t gpa, void *dst, ui
 int mm_dma_write(struct mm *mm, struct mm_dma_holder *h, gpa_t gpa, const void *src,
 		 uint64_t len) __attribute__((warn_unused_result));
 
+/* Single-copy atomic 16-bit load (acquire) / store (release) at the 2-byte aligned @gpa
+ * for @h: ring indices. Return 0, -EFAULT (unaligned) or the mm_dma_map() errors. */
+int mm_dma_load16(struct mm *mm, struct mm_dma_holder *h, gpa_t gpa, uint16_t *v)
+	__attribute__((warn_unused_result));
+int mm_dma_store16(struct mm *mm, struct mm_dma_holder *h, gpa_t gpa, uint16_t v)
+	__attribute__((warn_unused_result));
+
 /* A quiescent point of @h (between requests): if the generation moved, drop the IOTLB;
  * publish the generation it is clean of. Cheap when nothing changed. */
 void mm_dma_quiesce(struct mm_dma_holder *h);

@@ -18,7 +18,10 @@
 #include "vmm/vm.h"
 
 #define CPUID_MAX_ENTRIES 256
-#define KVM_KICK SIGUSR2 /* interrupts KVM_RUN on the vCPU thread */
+/* Interrupts KVM_RUN on the vCPU thread. Not SIGUSR2: that is the balloon schedule's, taken
+ * by vm_run() from a signalfd, and a process-directed signal must not land in a vCPU
+ * thread that leaves it unblocked for kicks. */
+#define KVM_KICK (SIGRTMIN + 1)
 
 struct kvm_vm {
 	int kvm_fd, vm_fd;

@@ -15,6 +15,7 @@
 #include "vmm/options.h"
 #include "vmm/stats.h"
 #include "vmm/version.h"
+#include "vmm/virtio_balloon.h"
 #include "vmm/virtio_blk.h"
 #include "vmm/vm.h"
 
@@ -65,12 +66,21 @@ out_close:
 
 struct run_ctx {
 	enum run_stats_mode stats;
+	struct vballoon *balloon;
 };
 
-static void on_usr1(struct vm *vm, void *arg)
+/* SIGUSR1: statistics now. SIGUSR2: the balloon's next target (schedule=). */
+static void on_signal(struct vm *vm, int signo, void *arg)
 {
 	struct run_ctx *ctx = arg;
 
+	if (signo == SIGUSR2) {
+		if (!ctx->balloon)
+			fprintf(stderr, "s2vm: SIGUSR2 ignored: no --balloon\n");
+		else if (!vballoon_schedule_next(ctx->balloon))
+			fprintf(stderr, "s2vm: SIGUSR2 ignored: the --balloon schedule is done\n");
+		return;
+	}
 	vm_stats_print(vm, ctx->stats == RUN_STATS_JSON ? RUN_STATS_JSON : RUN_STATS_TEXT,
 		       ctx->stats == RUN_STATS_JSON ? stdout : stderr);
 }
@@ -85,6 +95,7 @@ int cmd_run(int argc, char **argv)
 	struct vm vm;
 	struct churn churn = { 0 };
 	struct vblk *disks[RUN_MAX_DISKS] = { NULL };
+	struct vballoon *balloon = NULL;
 	sigset_t sigs;
 	void *kernel;
 	size_t klen = 0;
@@ -167,6 +178,12 @@ int cmd_run(int argc, char **argv)
 			goto out_vm;
 		}
 	}
+	if (o.balloon.enabled &&
+	    vballoon_attach(&o.balloon, &vm, vm.mmio_base + o.nr_disks * S2_VIRTIO_MMIO_SLOT,
+			    &balloon, &e)) {
+		fprintf(stderr, "s2vm run: %s\n", e.msg);
+		goto out_vm;
+	}
 	if (vm_load_kernel(&vm, &img, kernel, &e)) {
 		fprintf(stderr, "s2vm run: %s\n", e.msg);
 		goto out_vm;
@@ -196,13 +213,17 @@ int cmd_run(int argc, char **argv)
 		}
 	}
 	ctx.stats = o.stats;
-	code = vm_run(&vm, on_usr1, &ctx);
+	ctx.balloon = balloon;
+	code = vm_run(&vm, on_signal, &ctx);
 	churn_join(&churn); /* no migration calls a queue's drain after this */
 	for (unsigned i = 0; i < o.nr_disks; i++)
 		vblk_stop(disks[i]); /* requests in flight complete, pins dropped */
+	vballoon_stop(balloon);
 	if (o.stats != RUN_STATS_NONE)
 		vm_stats_print(&vm, o.stats, o.stats == RUN_STATS_JSON ? stdout : stderr);
 out_vm:
+	vballoon_close(balloon); /* before the memory manager goes */
+	balloon = NULL;
 	for (unsigned i = 0; i < o.nr_disks; i++) {
 		vblk_close(disks[i]); /* before the memory manager goes */
 		disks[i] = NULL;

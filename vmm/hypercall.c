@@ -108,6 +108,30 @@ static int64_t hc_migrate(struct vm *vm, const uint64_t *a)
 	return (int64_t)((res.pages + res.skipped) * 4096);
 }
 
+/* The pools' resident bytes and the discard counters, for workloads that check what went
+ * back to the host. */
+static int64_t hc_mem_info(struct vm *vm, const uint64_t *a)
+{
+	struct s2_hc_mem_info mi = { 0 };
+	struct mm *mm = &vm->mm;
+	uint64_t len = a[1] < sizeof(mi) ? a[1] : sizeof(mi);
+	int e;
+
+	pthread_mutex_lock(&mm->lock);
+	mi.nr_pools = mm->nr_pools < S2_HC_MAX_POOLS ? mm->nr_pools : S2_HC_MAX_POOLS;
+	for (unsigned i = 0; i < mi.nr_pools; i++) {
+		mi.pool_node[i] = mm->pools[i].node;
+		mi.pool_resident[i] = pool_resident_bytes(&mm->pools[i]);
+		mi.resident_bytes += mi.pool_resident[i];
+	}
+	mi.discarded_pages = mm->discard.pages;
+	mi.discard_pending = mm->discard.pending_pages;
+	mi.discard_pinned = mm->discard.pinned_skipped + mm->discard.pinned_deferred;
+	pthread_mutex_unlock(&mm->lock);
+	e = mm_guest_write(mm, a[0], &mi, len);
+	return e ? e : (int64_t)len;
+}
+
 enum hc_action hc_dispatch(struct vm *vm, uint32_t block_gpa, struct accel_exit *x)
 {
 	struct s2_hc_block b;
@@ -150,6 +174,9 @@ enum hc_action hc_dispatch(struct vm *vm, uint32_t block_gpa, struct accel_exit 
 		break;
 	case S2_HC_NOP:
 		ret = 0;
+		break;
+	case S2_HC_MEM_INFO:
+		ret = hc_mem_info(vm, b.args);
 		break;
 	case S2_HC_FAULT:
 		/* the guest's ring-0 exception stub reports a fault it cannot handle */

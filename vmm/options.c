@@ -140,6 +140,15 @@ void run_opts_usage(FILE *f)
 		"                       chunks on host node home_node, at most pinned_max\n"
 		"                       bytes (default 64M; at least 2M per queue), least\n"
 		"                       recently used replaced\n"
+		"      --balloon size=SIZE[,deflate_on_oom=on][,free_page_reporting=on]\n"
+		"             [,stats_polling=S][,schedule=SIZE:SIZE:...]\n"
+		"                       a virtio-balloon device asking the guest for SIZE\n"
+		"                       (at most --mem) back; pages it gives are returned to\n"
+		"                       the host (one punch per merged run). free_page_reporting:\n"
+		"                       the guest may also report free ranges. stats_polling:\n"
+		"                       ask for guest memory statistics every S seconds (0,\n"
+		"                       the default: never). schedule: each SIGUSR2 moves the\n"
+		"                       target to the next SIZE\n"
 		"  -h, --help           show this help and exit\n"
 		"  -V, --version        show the version and exit\n"
 		"\n"
@@ -459,8 +468,9 @@ static const char *const disk_keys[DK_NR] = { "path",	    "readonly",	 "direct",
 					      "num_queues", "queue_size", "home_node",
 					      "registered", "pinned_max" };
 
-/* on|off (or true|false) into *@v. Returns 0 or -EINVAL. */
-static int toggle_parse(const char *key, const char *val, bool *v, struct s2_err *e)
+/* on|off (or true|false) of --@opt @key into *@v. Returns 0 or -EINVAL. */
+static int toggle_parse(const char *opt, const char *key, const char *val, bool *v,
+			struct s2_err *e)
 {
 	if (!strcmp(val, "on") || !strcmp(val, "true")) {
 		*v = true;
@@ -470,7 +480,7 @@ static int toggle_parse(const char *key, const char *val, bool *v, struct s2_err
 		*v = false;
 		return 0;
 	}
-	return s2_err_set(e, -EINVAL, "--disk %s=%s: expected on or off", key, val);
+	return s2_err_set(e, -EINVAL, "--%s %s=%s: expected on or off", opt, key, val);
 }
 
 /* Parse the value @val of key @k of a --disk option into @d. Returns 0 or -EINVAL. */
@@ -489,11 +499,11 @@ static int disk_kv_parse(enum disk_key k, const char *val, struct disk_opts *d, 
 			return s2_err_set(e, -ENOMEM, "out of memory");
 		return 0;
 	case DK_READONLY:
-		return toggle_parse("readonly", val, &d->readonly, e);
+		return toggle_parse("disk", "readonly", val, &d->readonly, e);
 	case DK_DIRECT:
-		return toggle_parse("direct", val, &d->direct, e);
+		return toggle_parse("disk", "direct", val, &d->direct, e);
 	case DK_REGISTERED:
-		return toggle_parse("registered", val, &d->registered, e);
+		return toggle_parse("disk", "registered", val, &d->registered, e);
 	case DK_NUM_QUEUES:
 		if (dec_parse(val, &end, &v) || *end || v < 1 || v > DISK_MAX_QUEUES)
 			return s2_err_set(e, -EINVAL, "--disk num_queues=%s: expected 1..%d%s", val,
@@ -536,21 +546,24 @@ static int disk_kv_parse(enum disk_key k, const char *val, struct disk_opts *d, 
 	return s2_err_set(e, -EINVAL, "--disk: internal error");
 }
 
-int disk_opt_parse(const char *s, struct disk_opts *d, struct s2_err *e)
+/*
+ * Split --@opt's value @s into KEY=VALUE items and hand each to @fn with the index of its
+ * key in @keys (@nkeys of them, @key_list naming them for the error). Unknown keys, keys
+ * given twice, empty items and blanks are errors. @have[k] is set for each key seen.
+ * Returns 0 or the first error (-EINVAL, or what @fn returned) with @e set.
+ */
+static int kv_list_parse(const char *opt, const char *s, const char *const *keys, unsigned nkeys,
+			 const char *key_list, bool *have,
+			 int (*fn)(void *ctx, unsigned k, const char *val, struct s2_err *e),
+			 void *ctx, struct s2_err *e)
 {
-	bool have[DK_NR] = { false };
 	char *buf, *item, *next;
 	int r = 0;
 
-	memset(d, 0, sizeof(*d));
-	d->num_queues = 1;
-	d->queue_size = DISK_DEFAULT_QUEUE_SIZE;
-	d->home_node = -1;
-	d->pinned_max = DISK_DEFAULT_PINNED_MAX;
 	if (!*s)
-		return s2_err_set(e, -EINVAL, "--disk: empty value");
+		return s2_err_set(e, -EINVAL, "--%s: empty value", opt);
 	if (has_blank(s))
-		return s2_err_set(e, -EINVAL, "--disk '%s': blanks are not allowed", s);
+		return s2_err_set(e, -EINVAL, "--%s '%s': blanks are not allowed", opt, s);
 	buf = strdup(s);
 	if (!buf)
 		return s2_err_set(e, -ENOMEM, "out of memory");
@@ -562,7 +575,7 @@ int disk_opt_parse(const char *s, struct disk_opts *d, struct s2_err *e)
 		if (next)
 			*next++ = '\0';
 		if (!*item) {
-			r = s2_err_set(e, -EINVAL, "--disk %s: empty item (%s)", s,
+			r = s2_err_set(e, -EINVAL, "--%s %s: empty item (%s)", opt, s,
 				       item == buf ? "leading ','" :
 				       !next	   ? "trailing ','" :
 						     "',,'");
@@ -570,29 +583,48 @@ int disk_opt_parse(const char *s, struct disk_opts *d, struct s2_err *e)
 		}
 		val = strchr(item, '=');
 		if (!val) {
-			r = s2_err_set(e, -EINVAL, "--disk %s: '%s' is not KEY=VALUE", s, item);
+			r = s2_err_set(e, -EINVAL, "--%s %s: '%s' is not KEY=VALUE", opt, s, item);
 			break;
 		}
 		*val++ = '\0';
-		for (k = 0; k < DK_NR; k++)
-			if (!strcmp(item, disk_keys[k]))
+		for (k = 0; k < nkeys; k++)
+			if (!strcmp(item, keys[k]))
 				break;
-		if (k == DK_NR) {
-			r = s2_err_set(e, -EINVAL,
-				       "--disk: unknown key '%s' (path, readonly, direct, num_queues, "
-				       "queue_size, home_node, registered, pinned_max)",
-				       item);
+		if (k == nkeys) {
+			r = s2_err_set(e, -EINVAL, "--%s: unknown key '%s' (%s)", opt, item, key_list);
 			break;
 		}
 		if (have[k]) {
-			r = s2_err_set(e, -EINVAL, "--disk %s: key '%s' given more than once", s,
+			r = s2_err_set(e, -EINVAL, "--%s %s: key '%s' given more than once", opt, s,
 				       item);
 			break;
 		}
 		have[k] = true;
-		r = disk_kv_parse((enum disk_key)k, val, d, e);
+		r = fn(ctx, k, val, e);
 	}
 	free(buf);
+	return r;
+}
+
+static int disk_kv(void *ctx, unsigned k, const char *val, struct s2_err *e)
+{
+	return disk_kv_parse((enum disk_key)k, val, ctx, e);
+}
+
+int disk_opt_parse(const char *s, struct disk_opts *d, struct s2_err *e)
+{
+	bool have[DK_NR] = { false };
+	int r;
+
+	memset(d, 0, sizeof(*d));
+	d->num_queues = 1;
+	d->queue_size = DISK_DEFAULT_QUEUE_SIZE;
+	d->home_node = -1;
+	d->pinned_max = DISK_DEFAULT_PINNED_MAX;
+	r = kv_list_parse("disk", s, disk_keys, DK_NR,
+			  "path, readonly, direct, num_queues, queue_size, home_node, registered, "
+			  "pinned_max",
+			  have, disk_kv, d, e);
 	if (!r && !have[DK_PATH])
 		r = s2_err_set(e, -EINVAL, "--disk %s: needs path=FILE", s);
 	if (!r && (have[DK_HOME_NODE] || have[DK_PINNED_MAX]) && !d->registered)
@@ -609,6 +641,90 @@ int disk_opt_parse(const char *s, struct disk_opts *d, struct s2_err *e)
 		free(d->path);
 		d->path = NULL;
 	}
+	return r;
+}
+
+enum balloon_key { BK_SIZE, BK_DEFLATE_ON_OOM, BK_FPR, BK_STATS_POLLING, BK_SCHEDULE, BK_NR };
+
+static const char *const balloon_keys[BK_NR] = { "size", "deflate_on_oom", "free_page_reporting",
+						 "stats_polling", "schedule" };
+
+/* A balloon size: a multiple of 4 KiB (checked against --mem later). */
+static int balloon_size_parse(const char *what, const char *val, uint64_t *out, struct s2_err *e)
+{
+	int r = s2_size_parse(val, 20, out);
+
+	if (r == -ERANGE)
+		return s2_err_set(e, -EINVAL, "--balloon %s=%s: size too large", what, val);
+	if (r)
+		return s2_err_set(e, -EINVAL, "--balloon %s=%s: not a size (try 64M or 1G)%s", what,
+				  val, sign_note(val));
+	if (*out % 4096)
+		return s2_err_set(e, -EINVAL, "--balloon %s=%s: must be a multiple of 4 KiB", what,
+				  val);
+	return 0;
+}
+
+static int balloon_kv(void *ctx, unsigned k, const char *val, struct s2_err *e)
+{
+	struct balloon_opts *b = ctx;
+	const char *end;
+	uint64_t v;
+
+	switch ((enum balloon_key)k) {
+	case BK_SIZE:
+		return balloon_size_parse("size", val, &b->size, e);
+	case BK_DEFLATE_ON_OOM:
+		return toggle_parse("balloon", "deflate_on_oom", val, &b->deflate_on_oom, e);
+	case BK_FPR:
+		return toggle_parse("balloon", "free_page_reporting", val, &b->free_page_reporting,
+				    e);
+	case BK_STATS_POLLING:
+		if (dec_parse(val, &end, &v) || *end || v > 3600)
+			return s2_err_set(e, -EINVAL,
+					  "--balloon stats_polling=%s: expected seconds, 0..3600%s",
+					  val, sign_note(val));
+		b->stats_polling = (unsigned)v;
+		return 0;
+	case BK_SCHEDULE: {
+		char *buf = strdup(val), *item, *next;
+		int r = 0;
+
+		if (!buf)
+			return s2_err_set(e, -ENOMEM, "out of memory");
+		for (item = buf; item && !r; item = next) {
+			next = strchr(item, ':');
+			if (next)
+				*next++ = '\0';
+			if (b->nr_schedule == BALLOON_MAX_SCHEDULE)
+				r = s2_err_set(e, -EINVAL, "--balloon schedule=%s: at most %d sizes",
+					       val, BALLOON_MAX_SCHEDULE);
+			else
+				r = balloon_size_parse("schedule", item, &b->schedule[b->nr_schedule++],
+						       e);
+		}
+		free(buf);
+		return r;
+	}
+	case BK_NR:
+		break;
+	}
+	return s2_err_set(e, -EINVAL, "--balloon: internal error");
+}
+
+int balloon_opt_parse(const char *s, struct balloon_opts *b, struct s2_err *e)
+{
+	bool have[BK_NR] = { false };
+	int r;
+
+	memset(b, 0, sizeof(*b));
+	r = kv_list_parse("balloon", s, balloon_keys, BK_NR,
+			  "size, deflate_on_oom, free_page_reporting, stats_polling, schedule", have,
+			  balloon_kv, b, e);
+	if (!r && !have[BK_SIZE])
+		r = s2_err_set(e, -EINVAL, "--balloon %s: needs size=SIZE", s);
+	if (!r)
+		b->enabled = true;
 	return r;
 }
 
@@ -689,6 +805,18 @@ static int run_opts_check(struct run_opts *o, const char *churn_arg, struct s2_e
 		return s2_err_set(e, -EINVAL,
 				  "--churn %s: SIZE is more than the guest's RAM (--mem %llu MiB)",
 				  churn_arg, (unsigned long long)(o->mem_size >> 20));
+	if (o->balloon.enabled) {
+		uint64_t big = o->balloon.size;
+
+		for (unsigned i = 0; i < o->balloon.nr_schedule; i++)
+			big = o->balloon.schedule[i] > big ? o->balloon.schedule[i] : big;
+		if (big > o->mem_size)
+			return s2_err_set(e, -EINVAL,
+					  "--balloon: a target of %llu KiB is more than the guest's "
+					  "RAM (--mem %llu MiB)",
+					  (unsigned long long)(big >> 10),
+					  (unsigned long long)(o->mem_size >> 20));
+	}
 	return 0;
 }
 
@@ -767,6 +895,7 @@ static int run_opts_parse_all(int argc, char **argv, struct run_opts *o, struct 
 		{ "keep-warm", no_argument, NULL, 'K' },
 		{ "accel", required_argument, NULL, 'A' },
 		{ "disk", required_argument, NULL, 'D' },
+		{ "balloon", required_argument, NULL, 'B' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -891,6 +1020,13 @@ static int run_opts_parse_all(int argc, char **argv, struct run_opts *o, struct 
 			if (r)
 				return r;
 			o->nr_disks++;
+			break;
+		case 'B':
+			if (o->balloon.enabled)
+				return s2_err_set(e, -EINVAL, "--balloon: given more than once");
+			r = balloon_opt_parse(optarg, &o->balloon, e);
+			if (r)
+				return r;
 			break;
 		case 'K':
 			o->keep_warm = true;

@@ -64,6 +64,27 @@ struct disk_opts {
 int disk_opt_parse(const char *s, struct disk_opts *d, struct s2_err *e)
 	__attribute__((warn_unused_result));
 
+#define BALLOON_MAX_SCHEDULE 16
+
+/* --balloon: a virtio-balloon device (Cloud Hypervisor's syntax, plus schedule=). */
+struct balloon_opts {
+	bool enabled;
+	uint64_t size; /* initial target, bytes, a multiple of 4 KiB, at most --mem */
+	bool deflate_on_oom; /* VIRTIO_BALLOON_F_DEFLATE_ON_OOM offered */
+	bool free_page_reporting; /* VIRTIO_BALLOON_F_REPORTING offered */
+	unsigned stats_polling; /* seconds between stats requests, 0 = off */
+	unsigned nr_schedule; /* targets SIGUSR2 moves through, in order */
+	uint64_t schedule[BALLOON_MAX_SCHEDULE];
+};
+
+/*
+ * Parse one --balloon value: size=SIZE[,deflate_on_oom=on|off][,free_page_reporting=on|off]
+ * [,stats_polling=SECONDS][,schedule=SIZE:SIZE:...]. Sizes are checked against --mem by
+ * run_opts_parse(). Returns 0 or -EINVAL with @e naming the key.
+ */
+int balloon_opt_parse(const char *s, struct balloon_opts *b, struct s2_err *e)
+	__attribute__((warn_unused_result));
+
 struct run_opts {
 	const char *kernel; /* path, points into argv */
 	uint64_t mem_size; /* bytes, multiple of 2 MiB */
@@ -81,6 +102,7 @@ struct run_opts {
 	enum accel_kind accel; /* --accel, default ACCEL_AUTO */
 	unsigned nr_disks; /* --disk, in command-line order */
 	struct disk_opts disks[RUN_MAX_DISKS];
+	struct balloon_opts balloon; /* --balloon, at most once */
 };
 
 #define RUN_OPTS_DEFAULT_MEM (128ull << 20)

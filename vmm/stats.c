@@ -7,6 +7,7 @@
 #include <json-c/json.h>
 
 #include "vmm/stats.h"
+#include "vmm/virtio_balloon.h"
 #include "vmm/virtio_blk.h"
 
 /* A field of /proc/self/status in KiB, converted to bytes (0 if missing). */
@@ -93,6 +94,101 @@ static json_object *disk_json(const struct vblk_report *r)
 		ADD("pin_failures", r->pin_failures);
 		ADD("pin_busy", r->pin_busy);
 	}
+#undef ADD
+	return d;
+}
+
+/* The balloon of @vm, or NULL. */
+static struct vballoon *stats_balloon(struct vm *vm)
+{
+	for (unsigned i = 0; i < vm->nr_mmio; i++) {
+		struct vmmio_dev *d = vmmio_of(&vm->mmio[i]);
+		struct vballoon *b = d ? vballoon_of(d) : NULL;
+
+		if (b)
+			return b;
+	}
+	return NULL;
+}
+
+static json_object *balloon_json(const struct vballoon_report *r)
+{
+	json_object *d = json_object_new_object();
+
+#define ADD(k, v) json_object_object_add(d, k, json_object_new_uint64(v))
+	ADD("gpa", r->gpa);
+	json_object_object_add(d, "free_page_reporting",
+			       json_object_new_boolean(r->free_page_reporting));
+	json_object_object_add(d, "deflate_on_oom", json_object_new_boolean(r->deflate_on_oom));
+	ADD("stats_polling_s", r->stats_polling);
+	ADD("target_pages", r->target_pages);
+	ADD("actual_pages", r->actual_pages);
+	ADD("held_pages", r->held_pages);
+	ADD("inflated_pages", r->inflated_pages);
+	ADD("deflated_pages", r->deflated_pages);
+	ADD("reported_pages", r->reported_pages);
+	ADD("discarded_pages", r->discarded_pages);
+	ADD("returned_bytes", r->returned_bytes);
+	ADD("deferred_pages", r->deferred_pages);
+	ADD("pinned_pages", r->pinned_pages);
+	ADD("bad_pfns", r->bad_pfns);
+	ADD("dup_pfns", r->dup_pfns);
+	ADD("not_inflated", r->not_inflated);
+	ADD("partial_bytes", r->partial_bytes);
+	ADD("bad_reports", r->bad_reports);
+	ADD("discard_errors", r->discard_errors);
+	ADD("stats_updates", r->stats_updates);
+	ADD("notifies", r->notifies);
+	ADD("ignored_notifies", r->ignored_notifies);
+	ADD("ignored_writes", r->ignored_writes);
+	ADD("needs_reset", r->needs_reset);
+	ADD("resets", r->resets);
+	if (r->needs_reset_why)
+		json_object_object_add(d, "needs_reset_why",
+				       json_object_new_string(r->needs_reset_why));
+	if (r->have_stats) {
+		static const char *const tags[VIRTIO_BALLOON_S_NR] = {
+			"swap_in", "swap_out", "major_faults", "minor_faults", "free_memory",
+			"total_memory", "available_memory", "disk_caches", "hugetlb_allocations",
+			"hugetlb_failures",
+		};
+		json_object *g = json_object_new_object();
+
+		for (unsigned i = 0; i < VIRTIO_BALLOON_S_NR; i++)
+			if (r->stats[i] != UINT64_MAX)
+				json_object_object_add(g, tags[i], json_object_new_uint64(r->stats[i]));
+		json_object_object_add(d, "guest_stats", g);
+	}
+#undef ADD
+	return d;
+}
+
+/* mm->discard: what discards did, bytes returned per host node. */
+static json_object *discard_json(const struct mm *mm)
+{
+	const struct mm_discard_stats *ds = &mm->discard;
+	json_object *d = json_object_new_object(), *rb = json_object_new_object();
+
+#define ADD(k, v) json_object_object_add(d, k, json_object_new_uint64(v))
+	ADD("calls", ds->calls);
+	ADD("pages", ds->pages);
+	ADD("runs", ds->runs);
+	ADD("punch_calls", ds->punch_calls);
+	ADD("alias_calls", ds->alias_calls);
+	ADD("rehomed_pages", ds->rehomed);
+	ADD("misplaced_pages", ds->misplaced);
+	ADD("pinned_skipped", ds->pinned_skipped);
+	ADD("pinned_deferred", ds->pinned_deferred);
+	ADD("pending_pages", ds->pending_pages);
+	ADD("cancelled_pages", ds->cancelled_pages);
+	ADD("failed_pages", ds->failed_pages);
+	for (unsigned k = 0; k < mm->nr_pools; k++) {
+		char key[16];
+
+		snprintf(key, sizeof(key), "%u", mm->pools[k].node);
+		json_object_object_add(rb, key, json_object_new_uint64(ds->returned_bytes[k]));
+	}
+	json_object_object_add(d, "returned_bytes_on_host_node", rb);
 #undef ADD
 	return d;
 }
@@ -259,6 +355,13 @@ static json_object *stats_json(struct vm *vm)
 			json_object_array_add(disks, disk_json(&r[i]));
 		json_object_object_add(o, "disks", disks);
 		json_object_object_add(o, "pins", pins_json(mm));
+		json_object_object_add(o, "discard", discard_json(mm));
+	}
+	if (stats_balloon(vm)) {
+		struct vballoon_report r;
+
+		vballoon_report(stats_balloon(vm), &r);
+		json_object_object_add(o, "balloon", balloon_json(&r));
 	}
 	return o;
 }
@@ -396,6 +499,43 @@ static void stats_render(struct vm *vm, enum run_stats_mode mode, FILE *f)
 				LD(ps->drains), LD(ps->drain_avoided), LD(ps->refused));
 		}
 #undef LD
+	}
+	if (mm->discard.calls) {
+		const struct mm_discard_stats *ds = &mm->discard;
+		char rb[160] = "";
+		size_t len = 0;
+
+		for (unsigned k = 0; k < mm->nr_pools; k++)
+			len += (size_t)snprintf(rb + len, sizeof(rb) - len, "%s%u:%s", len ? " " : "",
+						mm->pools[k].node,
+						s2_size_format(ds->returned_bytes[k], a, sizeof(a)));
+		fprintf(f, "  discard            %" PRIu64 " pages in %" PRIu64 " runs, %" PRIu64
+			   " punch + %" PRIu64 " alias calls; returned per host node %s; %" PRIu64
+			   " re-homed, %" PRIu64 " misplaced; pinned: %" PRIu64 " skipped, %" PRIu64
+			   " deferred, %" PRIu64 " pending now\n",
+			ds->pages, ds->runs, ds->punch_calls, ds->alias_calls, rb, ds->rehomed,
+			ds->misplaced, ds->pinned_skipped, ds->pinned_deferred, ds->pending_pages);
+	}
+	if (stats_balloon(vm)) {
+		struct vballoon_report r;
+		char rbuf[32];
+
+		vballoon_report(stats_balloon(vm), &r);
+		fprintf(f, "  balloon            target %s, driver says %s, held %s; inflated %" PRIu64
+			   " pages, deflated %" PRIu64 ", reported %" PRIu64 "; returned %s\n",
+			s2_size_format(r.target_pages << 12, a, sizeof(a)),
+			s2_size_format(r.actual_pages << 12, b, sizeof(b)),
+			s2_size_format(r.held_pages << 12, c, sizeof(c)), r.inflated_pages,
+			r.deflated_pages, r.reported_pages,
+			s2_size_format(r.returned_bytes, rbuf, sizeof(rbuf)));
+		fprintf(f, "                     ignored: %" PRIu64 " PFNs outside RAM, %" PRIu64
+			   " duplicates, %" PRIu64 " deflates of pages not inflated, %" PRIu64
+			   " partial bytes, %" PRIu64 " bad report buffers; pinned: %" PRIu64
+			   " deferred, %" PRIu64 " left; %" PRIu64 " stats updates%s%s\n",
+			r.bad_pfns, r.dup_pfns, r.not_inflated, r.partial_bytes, r.bad_reports,
+			r.deferred_pages, r.pinned_pages, r.stats_updates,
+			r.needs_reset_why ? "; needs reset: " : "",
+			r.needs_reset_why ? r.needs_reset_why : "");
 	}
 	fprintf(f, "  vCPUs              %u (accel %s), %" PRIu64 " exits, %" PRIu64 " hypercalls\n",
 		vm->nr_vcpus, vm->accel->name, json_object_get_uint64(json_object_object_get(g, "exits")),

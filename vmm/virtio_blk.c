@@ -260,46 +260,22 @@ static int q_mem_write(void *ctx, uint64_t gpa, const void *src, uint64_t len)
 static int q_mem_read16(void *ctx, uint64_t gpa, uint16_t *v)
 {
 	struct vblk_queue *q = ctx;
-	struct iovec iov;
 	unsigned char *p = (gpa & 1) ? NULL : q_page(q, gpa, 2, false);
-	int n;
 
-	if (p) {
-		*v = __atomic_load_n((uint16_t *)(void *)p, __ATOMIC_ACQUIRE);
-		return 0;
-	}
-	n = mm_dma_map(q->blk->mm, &q->h, gpa, 2, MM_DMA_TO_DEVICE, &iov, 1);
-	if (n < 0)
-		return n;
-	if (n != 1 || ((uintptr_t)iov.iov_base & 1)) {
-		mm_dma_unmap(q->blk->mm, &q->h, gpa, 2);
-		return -EFAULT;
-	}
-	*v = __atomic_load_n((uint16_t *)iov.iov_base, __ATOMIC_ACQUIRE);
-	mm_dma_unmap(q->blk->mm, &q->h, gpa, 2);
+	if (!p)
+		return mm_dma_load16(q->blk->mm, &q->h, gpa, v);
+	*v = __atomic_load_n((uint16_t *)(void *)p, __ATOMIC_ACQUIRE);
 	return 0;
 }
 
 static int q_mem_write16(void *ctx, uint64_t gpa, uint16_t v)
 {
 	struct vblk_queue *q = ctx;
-	struct iovec iov;
 	unsigned char *p = (gpa & 1) ? NULL : q_page(q, gpa, 2, true);
-	int n;
 
-	if (p) {
-		__atomic_store_n((uint16_t *)(void *)p, v, __ATOMIC_RELEASE);
-		return 0;
-	}
-	n = mm_dma_map(q->blk->mm, &q->h, gpa, 2, MM_DMA_FROM_DEVICE, &iov, 1);
-	if (n < 0)
-		return n;
-	if (n != 1 || ((uintptr_t)iov.iov_base & 1)) {
-		mm_dma_unmap(q->blk->mm, &q->h, gpa, 2);
-		return -EFAULT;
-	}
-	__atomic_store_n((uint16_t *)iov.iov_base, v, __ATOMIC_RELEASE);
-	mm_dma_unmap(q->blk->mm, &q->h, gpa, 2);
+	if (!p)
+		return mm_dma_store16(q->blk->mm, &q->h, gpa, v);
+	__atomic_store_n((uint16_t *)(void *)p, v, __ATOMIC_RELEASE);
 	return 0;
 }
 

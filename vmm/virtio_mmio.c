@@ -230,7 +230,8 @@ static uint32_t reg_read(struct vmmio_dev *d, uint64_t off)
 	case REG_SHM_BASE_HIGH:
 		return 0xffffffffu; /* no shared memory region */
 	case REG_CONFIG_GENERATION:
-		return 0; /* the config space never changes */
+		/* 0 unless the device changes its config space while the driver runs */
+		return d->ops->config_generation ? d->ops->config_generation(d->dev) : 0;
 	default:
 		return 0; /* write-only or reserved */
 	}
@@ -321,7 +322,8 @@ static int vmmio_access(void *ctx, uint64_t off, unsigned len, bool write, uint6
 
 	pthread_mutex_lock(&d->lock);
 	if (off >= REG_CONFIG) {
-		if (write)
+		if (write && (!d->ops->config_write ||
+			      d->ops->config_write(d->dev, off - REG_CONFIG, len, *data)))
 			count(&d->st.ignored_writes);
 		else if (len == 1 || len == 2 || len == 4 || len == 8)
 			*data = d->ops->config_read(d->dev, off - REG_CONFIG, len);

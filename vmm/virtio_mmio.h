@@ -53,6 +53,12 @@ struct virtio_dev_ops {
 	/* Read @len (1, 2, 4 or 8) bytes of config space at @off; bytes past its end read
 	 * as 0. */
 	uint64_t (*config_read)(void *dev, uint64_t off, unsigned len);
+	/* Optional: the driver writes @len bytes of config space at @off. Returns 0, or -1
+	 * to have the write ignored and counted. NULL: config space is read-only. */
+	int (*config_write)(void *dev, uint64_t off, unsigned len, uint64_t value);
+	/* Optional: ConfigGeneration, changed whenever the device changes config space
+	 * while the driver runs. NULL: always 0. */
+	uint32_t (*config_generation)(void *dev);
 	/*
 	 * Start serving queue @q on rings @cfg (already checked; cfg->mem is filled in by
 	 * the device) with the negotiated @features; @notify_fd is the eventfd the driver's

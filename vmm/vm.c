@@ -353,10 +353,11 @@ void vm_signals_block(sigset_t *set)
 	sigaddset(set, SIGINT);
 	sigaddset(set, SIGTERM);
 	sigaddset(set, SIGUSR1);
+	sigaddset(set, SIGUSR2);
 	pthread_sigmask(SIG_BLOCK, set, NULL);
 }
 
-int vm_run(struct vm *vm, void (*on_usr1)(struct vm *vm, void *arg), void *arg)
+int vm_run(struct vm *vm, void (*on_signal)(struct vm *vm, int signo, void *arg), void *arg)
 {
 	sigset_t set;
 	int sfd, r;
@@ -386,9 +387,9 @@ int vm_run(struct vm *vm, void (*on_usr1)(struct vm *vm, void *arg), void *arg)
 
 			if (read(sfd, &si, sizeof(si)) != sizeof(si))
 				continue;
-			if (si.ssi_signo == SIGUSR1) {
-				if (on_usr1)
-					on_usr1(vm, arg);
+			if (si.ssi_signo == SIGUSR1 || si.ssi_signo == SIGUSR2) {
+				if (on_signal)
+					on_signal(vm, (int)si.ssi_signo, arg);
 				continue;
 			}
 			fprintf(stderr, "s2vm: %s received, stopping the guest\n",

@@ -135,17 +135,17 @@ int vm_ioeventfd(struct vm *vm, gpa_t gpa, unsigned len, uint64_t value, int fd)
 /* Serve an MMIO access from a vCPU. Returns 0, or -ENODEV when no device is there. */
 int vm_mmio_access(struct vm *vm, gpa_t gpa, unsigned len, bool write, uint64_t *data);
 
-/* Block SIGINT, SIGTERM and SIGUSR1 in the calling thread (and so in every thread it
+/* Block SIGINT, SIGTERM, SIGUSR1 and SIGUSR2 in the calling thread (and so in every thread it
  * creates afterwards): vm_run() takes them from a signalfd. Fills @set with them. Call it
  * before creating any thread that must not receive them (the churn thread). */
 void vm_signals_block(sigset_t *set);
 
 /*
  * Start all vCPU threads and wait until the guest exits, crashes or a SIGINT/SIGTERM
- * arrives; blocks those (vm_signals_block()) and takes them from a signalfd. SIGUSR1
- * calls @on_usr1 if set. Returns the process exit code.
+ * arrives; blocks those (vm_signals_block()) and takes them from a signalfd. SIGUSR1 and
+ * SIGUSR2 call @on_signal (if set) with the signal number. Returns the process exit code.
  */
-int vm_run(struct vm *vm, void (*on_usr1)(struct vm *vm, void *arg), void *arg);
+int vm_run(struct vm *vm, void (*on_signal)(struct vm *vm, int signo, void *arg), void *arg);
 
 /* Called by a vCPU's thread when it leaves its run loop for good. */
 void vm_vcpu_exited(struct vcpu *v);
