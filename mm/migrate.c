@@ -799,31 +799,6 @@ static int migrate_batch(struct mm *mm, unsigned target, struct piece *v, size_t
 	return r;
 }
 
-static int range_cmp(const void *a, const void *b)
-{
-	const struct mig_range *x = a, *y = b;
-
-	return x->gpa < y->gpa ? -1 : x->gpa > y->gpa;
-}
-
-size_t mm_ranges_merge(struct mig_range *r, size_t n)
-{
-	size_t k = 0;
-
-	qsort(r, n, sizeof(*r), range_cmp);
-	for (size_t i = 0; i < n; i++) {
-		if (k && r[i].gpa <= r[k - 1].gpa + r[k - 1].len) {
-			gpa_t e = r[i].gpa + r[i].len;
-
-			if (e > r[k - 1].gpa + r[k - 1].len)
-				r[k - 1].len = e - r[k - 1].gpa;
-		} else {
-			r[k++] = r[i];
-		}
-	}
-	return k;
-}
-
 static int migrate_ranges(struct mm *mm, const struct mig_range *ranges, size_t n, unsigned node,
 			  struct mig_result *res, bool nowait);
 

@@ -12,6 +12,8 @@
   seeds.py virtq OUTDIR STAMP            virtqueues as guestos's driver and blkbad build
                                          them: good chains (direct, indirect, mixed) and
                                          each malformed kind of docs/DEVICES.md
+  seeds.py balloon OUTDIR STAMP          balloon inflate/deflate buffers: shuffled,
+                                         duplicate, outside RAM, partial entries
 
 OUTDIR is emptied first, so seeds of removed cases do not linger; STAMP is touched last
 for meson. Nothing is written into the source tree.
@@ -204,6 +206,24 @@ def virtq_seeds():
     }
 
 
+# tests/fuzz/fuzz_balloon.c's input: le16 RAM pages - 1, then (header, le32 PFNs) buffers.
+def balloon_buf(deflate, pfns, extra=b""):
+    body = b"".join(struct.pack("<I", p) for p in pfns) + extra
+    return bytes([(len(body) << 1) | int(deflate)]) + body
+
+
+def balloon_seeds():
+    ram = struct.pack("<H", 4095)  # 16 MiB (4096 pages)
+    return {
+        "inflate-deflate": ram + balloon_buf(0, range(100, 120)) + balloon_buf(1, range(100, 110)),
+        "shuffled": ram + balloon_buf(0, [7, 3, 5, 4, 6, 2, 9, 8]),
+        "dup-and-twice": ram + balloon_buf(0, [5, 5, 6]) + balloon_buf(0, [6, 7]),
+        "outside": ram + balloon_buf(0, [4095, 4096, 0xffffffff, 0]),
+        "not-held": ram + balloon_buf(1, [1, 2, 3]),
+        "partial": ram + balloon_buf(0, [10, 11], b"\x01\x02"),
+    }
+
+
 def main():
     if len(sys.argv) < 4:
         sys.exit(__doc__)
@@ -223,6 +243,8 @@ def main():
         seeds = options_seeds(sys.argv[4])
     elif kind == "decode" and len(sys.argv) == 4:
         seeds = decode_seeds()
+    elif kind == "balloon" and len(sys.argv) == 4:
+        seeds = balloon_seeds()
     elif kind == "virtq" and len(sys.argv) == 4:
         seeds = virtq_seeds()
     else:
