@@ -538,8 +538,72 @@ static void test_disk_opts(void)
 	}
 }
 
+/* --balloon values: every key, the schedule, and each malformed form refused by name;
+ * targets above --mem refused by run_opts_parse(). */
+static void test_balloon_opts(void)
+{
+	struct s2_err e = { "" };
+	struct balloon_opts b;
+	struct run_opts o;
+	static const struct {
+		const char *s, *needle;
+	} bad[] = {
+		{ "", "empty value" },
+		{ "deflate_on_oom=on", "needs size=SIZE" },
+		{ "size=", "not a size" },
+		{ "size=5001K", "multiple of 4 KiB" },
+		{ "size=1M,size=2M", "more than once" },
+		{ "size=1M,color=red", "unknown key 'color'" },
+		{ "size=1M,free_page_reporting=yes", "expected on or off" },
+		{ "size=1M,stats_polling=-1", "stats_polling" },
+		{ "size=1M,stats_polling=3601", "0..3600" },
+		{ "size=1M,schedule=1M::2M", "schedule" },
+		{ "size=1M,schedule=1M:2M:3M:4M:5M:6M:7M:8M:9M:10M:11M:12M:13M:14M:15M:16M:17M",
+		  "at most 16" },
+		{ "size=1M,,deflate_on_oom=on", "empty item" },
+		{ "size=1M deflate_on_oom=on", "blanks" },
+	};
+	const char *big[] = { "k.elf", "--mem", "64M", "--balloon", "size=8M,schedule=16M:65M", NULL };
+	const char *twice[] = { "k.elf", "--balloon", "size=1M", "--balloon", "size=2M", NULL };
+	const char *ok[] = { "k.elf", "--mem", "64M", "--balloon", "size=64M,schedule=0:4K", NULL };
+
+	CU_ASSERT_EQUAL_FATAL(balloon_opt_parse("size=16M", &b, &e), 0);
+	CU_ASSERT(b.enabled);
+	CU_ASSERT_EQUAL(b.size, 16ull << 20);
+	CU_ASSERT(!b.deflate_on_oom && !b.free_page_reporting);
+	CU_ASSERT_EQUAL(b.stats_polling, 0);
+	CU_ASSERT_EQUAL(b.nr_schedule, 0);
+	CU_ASSERT_EQUAL_FATAL(balloon_opt_parse("size=0,deflate_on_oom=on,free_page_reporting=on,"
+						"stats_polling=2,schedule=64M:0:8K",
+						&b, &e),
+			      0);
+	CU_ASSERT_EQUAL(b.size, 0);
+	CU_ASSERT(b.deflate_on_oom && b.free_page_reporting);
+	CU_ASSERT_EQUAL(b.stats_polling, 2);
+	CU_ASSERT_EQUAL_FATAL(b.nr_schedule, 3);
+	CU_ASSERT_EQUAL(b.schedule[0], 64ull << 20);
+	CU_ASSERT_EQUAL(b.schedule[1], 0);
+	CU_ASSERT_EQUAL(b.schedule[2], 8192);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		CU_ASSERT_EQUAL(balloon_opt_parse(bad[i].s, &b, &e), -EINVAL);
+		if (!strstr(e.msg, bad[i].needle))
+			fprintf(stderr, "\n  --balloon %s: message '%s' lacks '%s'\n", bad[i].s,
+				e.msg, bad[i].needle);
+		CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, bad[i].needle));
+	}
+	CU_ASSERT_EQUAL(parse(&o, &e, big), -EINVAL);
+	CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "more than the guest's RAM"));
+	CU_ASSERT_EQUAL(parse(&o, &e, twice), -EINVAL);
+	CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "more than once"));
+	CU_ASSERT_EQUAL_FATAL(parse(&o, &e, ok), RUN_OPTS_OK);
+	CU_ASSERT(o.balloon.enabled);
+	CU_ASSERT_EQUAL(o.balloon.nr_schedule, 2);
+	run_opts_free(&o);
+}
+
 static CU_TestInfo tests[] = {
 	{ "--disk values", test_disk_opts },
+	{ "--balloon values", test_balloon_opts },
 	{ "--numa and --pool", test_numa_opts },
 	{ "--numa errors", test_numa_opt_errors },
 	{ "--numa strict", test_numa_strict },
