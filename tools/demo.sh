@@ -34,7 +34,10 @@ proc) echo "demo: the guest ran under --accel proc: /dev/kvm is not usable here,
       echo "code ran on s2vm's own vCPU threads (no isolation: for trusted images like these)." ;;
 *) echo "demo: s2vm's stats did not say which accelerator ran." ;;
 esac
+ratio=$(sed -n 's/^report: migstress_resident_ratio=\([0-9.e+-]*\) x$/\1/p' "$out")
 echo "demo: the guest's pages moved between host nodes 0 and 1 while it ran, with every"
-echo "write accounted for (0 mismatches). Host nodes this machine lacks are emulated: a"
+echo "write accounted for (0 mismatches). The host holds ${ratio:-?}x the memory the guest"
+echo "touched: each migration punched the frames it left out of their pool (--keep-warm"
+echo "keeps them for reuse instead). Host nodes this machine lacks are emulated: a"
 echo "pool of their own, bound to a real node, so copies and remaps are real."
 echo "More: tools/dev bench migrate | boot | numa | s2; build/vmm/s2vm run --help"

@@ -126,6 +126,17 @@ int main(int argc, char **argv)
 	g_report("migstress_mismatches", (double)bad_total, "words");
 	if (migrate)
 		g_report("migstress_migrations_refused", (double)refused, "calls");
+	{
+		/* what the host holds for this guest after the migrations, against what the
+		 * guest touched (the image and boot data below the heap, and the slices): the
+		 * sources a migration freed must have gone back to the host */
+		static struct s2_hc_mem_info mi;
+
+		if (g_hypercall(S2_HC_MEM_INFO, (uint64_t)&mi, sizeof(mi), 0, 0, 0) > 0)
+			g_report("migstress_resident_ratio",
+				 (double)mi.resident_bytes / (double)(g_boot->heap_start + size),
+				 "x");
+	}
 	for (unsigned cpu = 0; cpu < nr; cpu++) {
 		g_snprintf(name, sizeof(name), "migstress_cpu%u_words", cpu);
 		g_report(name, (double)cpu_words[cpu], "words");
