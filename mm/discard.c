@@ -243,6 +243,17 @@ static int rehome(struct mm *mm, struct dwork *w, struct discard_result *res)
 			p = &w->v[i]; /* push_piece may have moved the array */
 			p->n = got;
 		}
+		/* The new frames must read zero: frames kept warm (mig.keep_freed) or whose
+		 * punch failed still hold old data. One more punch then, or stay put. */
+		if (pool_has_data(&mm->pools[p->home], first, p->n)) {
+			if (mm_inject_fail(mm, MM_CALL_FALLOCATE) ||
+			    pool_punch(&mm->pools[p->home], first, p->n)) {
+				pool_free(&mm->pools[p->home], first, p->n);
+				p->rehome = false;
+				continue;
+			}
+			res->punch_calls++;
+		}
 		p->nfirst = first;
 		/* Not SAME_CONTENTS: on arm64 a writable entry changes by break-before-make.
 		 * Fails only for table pages (a block split when the new frames are not

@@ -77,8 +77,9 @@ uint64_t mm_discard_pending(struct mm *mm);
 
 /*
  * Turn @n page frame numbers (4 KiB units, any order, duplicates allowed) into sorted,
- * merged ranges: @pfn is sorted in place; @out (capacity @n) receives the runs. Returns
- * the number of runs. PFNs are not checked against RAM here.
+ * merged ranges in @out (capacity @n). Returns the number of runs. @pfn is scratch: its
+ * contents afterwards are unspecified. PFNs are not checked against RAM here; PFNs of
+ * 2^52 and above have no 64-bit GPA and are dropped.
  */
 size_t mm_pfns_to_ranges(uint64_t *pfn, size_t n, struct mig_range *out);
 

@@ -54,14 +54,6 @@ uint64_t mm_flush_and_free(struct mm *mm)
 	return defer_reap(&mm->deferred, gen_min_done(&mm->gens), mm_free_frames, mm);
 }
 
-/* Do frames [first, first + n) of @p hold any data (not all holes)? */
-static bool pool_has_data(const struct pool *p, uint64_t first, uint64_t n)
-{
-	off_t off = (off_t)(first << POOL_FRAME_SHIFT), d = lseek(p->fd, off, SEEK_DATA);
-
-	return d < 0 ? errno != ENXIO : d < off + (off_t)(n << POOL_FRAME_SHIFT);
-}
-
 /*
  * Copy only what the source holds: holes (never-touched or discarded pages) stay holes
  * in the destination, so migrating a sparse guest does not make it resident. SEEK_DATA

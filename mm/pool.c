@@ -263,3 +263,10 @@ int pool_punch(struct pool *p, uint64_t first, uint64_t n)
 	p->punch_calls++;
 	return 0;
 }
+
+bool pool_has_data(const struct pool *p, uint64_t first, uint64_t n)
+{
+	off_t off = (off_t)(first << POOL_FRAME_SHIFT), d = lseek(p->fd, off, SEEK_DATA);
+
+	return d < 0 ? errno != ENXIO : d < off + (off_t)(n << POOL_FRAME_SHIFT);
+}

@@ -82,6 +82,10 @@ uint64_t pool_resident_bytes(const struct pool *p);
  * per 4 KiB on first touch. Returns 0 or -errno (then the first touch does it). */
 int pool_populate(struct pool *p, uint64_t first, uint64_t n);
 
+/* Do frames [first, first + n) hold any data, i.e. are they not all holes? (SEEK_DATA:
+ * swapped-out pages count as data.) True also when the host cannot tell. */
+bool pool_has_data(const struct pool *p, uint64_t first, uint64_t n);
+
 /* Give frames' memory back to the host (fallocate PUNCH_HOLE). Returns 0 or -errno. */
 int pool_punch(struct pool *p, uint64_t first, uint64_t n);
 

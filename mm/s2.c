@@ -339,6 +339,14 @@ int s2_map_range(struct s2_map *m, gpa_t gpa, hpa_t pa, uint64_t size, unsigned 
 
 enum upd_op { UPD_UNMAP, UPD_PROTECT, UPD_REMAP };
 
+/* A leaf broken by a batched break-before-make, waiting for its new entry. */
+struct upd_make {
+	uint64_t *p;
+	gpa_t slot;
+	unsigned level;
+	uint64_t pte;
+};
+
 struct upd_args {
 	enum upd_op op;
 	unsigned perm; /* UPD_PROTECT */
@@ -349,7 +357,32 @@ struct upd_args {
 	size_t need;
 	int err; /* dry run: precondition failure */
 	struct s2_batch *b;
+	/* UPD_REMAP with break-before-make: every leaf is broken first, then one
+	 * invalidation covers them all, then every new entry is made (s2_remap()). */
+	struct upd_make *mk;
+	size_t nmk, capmk;
+	gpa_t mk_lo, mk_hi; /* [lo, hi) covers every broken slot */
 };
+
+/* Queue a broken leaf's new entry. Returns false (make it at once) if out of memory. */
+static bool make_later(struct upd_args *a, uint64_t *p, gpa_t slot, unsigned level, uint64_t pte)
+{
+	if (a->nmk == a->capmk) {
+		size_t cap = a->capmk ? a->capmk * 2 : 64;
+		struct upd_make *v = realloc(a->mk, cap * sizeof(*v));
+
+		if (!v)
+			return false;
+		a->mk = v;
+		a->capmk = cap;
+	}
+	a->mk[a->nmk++] = (struct upd_make){ p, slot, level, pte };
+	if (a->nmk == 1 || slot < a->mk_lo)
+		a->mk_lo = slot;
+	if (a->nmk == 1 || slot + s2_level_size(level) > a->mk_hi)
+		a->mk_hi = slot + s2_level_size(level);
+	return true;
+}
 
 static bool table_empty(const uint64_t *t)
 {
@@ -417,8 +450,15 @@ static void apply_leaf(struct s2_map *m, uint64_t *p, gpa_t slot, unsigned level
 		if (nl.oa == l->oa)
 			break;
 		if (m->fmt->needs_bbm && !(ro && same)) {
+			uint64_t pte = m->fmt->mk_leaf(level, &nl);
+
+			if (make_later(a, p, slot, level, pte)) { /* the break only, for now */
+				pte_set(m, p, slot, level, 0);
+				m->stats.bbm++;
+				break;
+			}
 			pte_break(m, p, slot, level);
-			pte_set(m, p, slot, level, m->fmt->mk_leaf(level, &nl));
+			pte_set(m, p, slot, level, pte);
 			batch_add(a->b, S2_OP_REMAP, slot, sz, level, S2_INV_NONE, true);
 		} else {
 			pte_set(m, p, slot, level, m->fmt->mk_leaf(level, &nl));
@@ -534,11 +574,24 @@ int s2_remap(struct s2_map *m, gpa_t gpa, uint64_t size, hpa_t new_pa, unsigned 
 	     struct s2_batch *b)
 {
 	struct upd_args a = { .op = UPD_REMAP, .s0 = gpa, .pa0 = new_pa, .flags = flags, .b = b };
+	int r;
 
 	if ((new_pa & (S2_PAGE_SIZE - 1)) || new_pa + size < new_pa ||
 	    new_pa + size > S2_TABLE_BASE)
 		return -EINVAL;
-	return update(m, gpa, size, &a);
+	r = update(m, gpa, size, &a);
+	if (a.nmk) {
+		/* break-before-make for the whole range: every changed leaf is invalid now;
+		 * one invalidation, then the new entries */
+		do_tlbi(m, a.mk_lo, a.mk_hi - a.mk_lo);
+		for (size_t i = 0; i < a.nmk; i++) {
+			pte_set(m, a.mk[i].p, a.mk[i].slot, a.mk[i].level, a.mk[i].pte);
+			batch_add(b, S2_OP_REMAP, a.mk[i].slot, s2_level_size(a.mk[i].level),
+				  a.mk[i].level, S2_INV_NONE, true);
+		}
+	}
+	free(a.mk);
+	return r;
 }
 
 /* ---- split, collapse, walk ---- */
