@@ -188,14 +188,16 @@ static int collect(struct mm *mm, gpa_t gpa, gpa_t end, struct dwork *w)
 	return 0;
 }
 
-static void punch_in_place(struct mm *mm, const struct dpiece *p, struct discard_result *res)
+/* Punch @p where it is. Returns false if the host refused (counted in failed_pages). */
+static bool punch_in_place(struct mm *mm, const struct dpiece *p, struct discard_result *res)
 {
 	if (mm_inject_fail(mm, MM_CALL_FALLOCATE) || pool_punch(&mm->pools[p->pool], p->pfn, p->n)) {
 		mm->discard.failed_pages += p->n;
-		return;
+		return false;
 	}
 	res->punch_calls++;
 	mm->discard.returned_bytes[p->pool] += p->n * PAGE;
+	return true;
 }
 
 /*
@@ -418,8 +420,8 @@ static int discard_locked(struct mm *mm, const struct mig_range *r, size_t n, un
 	if (err)
 		goto out;
 	for (size_t i = 0; i < w.n; i++) {
-		if (!w.v[i].rehome)
-			punch_in_place(mm, &w.v[i], res);
+		if (!w.v[i].rehome && !punch_in_place(mm, &w.v[i], res))
+			continue; /* still resident: not discarded */
 		res->pages += w.v[i].n;
 		mm->discard.pages += w.v[i].n;
 	}

@@ -40,7 +40,8 @@
 
 /* What one call did (added to, not reset: callers zero it). */
 struct discard_result {
-	uint64_t pages; /* discarded: back to the host, read as zero */
+	uint64_t pages; /* discarded: back to the host (re-homed ones once the holders
+			 * pass the batch), read as zero; not those whose punch failed */
 	uint64_t runs; /* maximal runs after sorting and merging */
 	uint64_t punch_calls; /* fallocate(PUNCH_HOLE) calls made */
 	uint64_t alias_calls; /* alias mmap calls made (re-homed pieces) */
