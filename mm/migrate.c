@@ -45,6 +45,16 @@ static void publish_if_clean(struct mm *mm)
 		gen_publish(&mm->gens, mm->vcpu_holder, gen_current(&mm->gens));
 }
 
+uint64_t mm_reap_deferred(struct mm *mm)
+{
+	uint64_t n;
+
+	pthread_mutex_lock(&mm->lock);
+	n = defer_reap(&mm->deferred, gen_min_done(&mm->gens), mm_free_frames, mm);
+	pthread_mutex_unlock(&mm->lock);
+	return n;
+}
+
 uint64_t mm_flush_and_free(struct mm *mm)
 {
 	uint64_t gen = gen_current(&mm->gens); /* read before the flush */

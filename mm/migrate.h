@@ -40,6 +40,10 @@ int mm_migrate(struct mm *mm, const struct mig_range *ranges, size_t n, unsigned
 int mm_migrate_nowait(struct mm *mm, const struct mig_range *ranges, size_t n, unsigned node,
 		      struct mig_result *res) __attribute__((warn_unused_result));
 
+/* Free (and punch) the deferred old frames every translation holder has passed. Takes
+ * mm->lock. Returns frames freed. For a device that just passed a quiescent point. */
+uint64_t mm_reap_deferred(struct mm *mm);
+
 /* Issue pending deferred invalidations, publish, and free every frame that may be.
  * Caller holds mm->lock. Returns frames freed. */
 uint64_t mm_flush_and_free(struct mm *mm);

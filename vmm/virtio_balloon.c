@@ -203,6 +203,17 @@ static long chain_read(struct vballoon *b, const struct virtq_chain *c, uint64_t
 	return (long)got;
 }
 
+/* Pages re-homed by a discard left their old frames behind this device's generation
+ * (and every other holder's): pass a quiescent point (no pins are held between chains)
+ * and free what may be, so the memory is back before the driver sees its buffers. */
+static void reap_rehomed(struct vballoon *b, const struct discard_result *res)
+{
+	if (!res->rehomed)
+		return;
+	mm_dma_quiesce(&b->h);
+	mm_reap_deferred(b->mm);
+}
+
 /* Hand back the chains of b->heads[0, n) with used length 0. Caller holds b->lock. */
 static void give_back(struct vballoon *b, struct bq *q, unsigned n)
 {
@@ -263,6 +274,7 @@ static void serve_pfns(struct vballoon *b, struct bq *q)
 			int e = mm_discard(b->mm, b->ranges, nr, MM_DISCARD_DEFER_PINNED, &res);
 
 			count_discard(b, &res, e);
+			reap_rehomed(b, &res);
 			COUNT(b, inflated_pages, npfn);
 			COUNT(b, held_pages, npfn);
 			if (res.deferred && !b->retry_due_ns)
@@ -329,6 +341,7 @@ static void serve_reports(struct vballoon *b, struct bq *q)
 		int e = mm_discard(b->mm, b->ranges, nr, 0, &res);
 
 		count_discard(b, &res, e);
+		reap_rehomed(b, &res);
 	}
 	pthread_mutex_lock(&b->slock);
 	b->c.reported_pages += pages;
