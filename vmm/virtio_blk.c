@@ -54,7 +54,7 @@ struct range {
 
 /* One request in flight (submitted to io_uring). */
 struct vblk_req {
-	struct vblk_req *next; /* free list */
+	struct vblk_req *next; /* free list, or the completed list until the used flush */
 	uint16_t head; /* chain to hand back */
 	uint8_t op; /* enum req_op */
 	bool direct; /* went to the O_DIRECT descriptor */
@@ -114,6 +114,8 @@ struct vblk_queue {
 	unsigned in_flight; /* requests submitted, not completed */
 	unsigned nr_reqs; /* allocated */
 	struct vblk_req *free_reqs;
+	struct vblk_req *done_reqs; /* completed, still pinned until their used entries are
+				     * published (q_reap) */
 	/* ring pages: the pages of rings, descriptors, headers and status bytes this batch
 	 * touched, mapped (pinned) until the batch ends (q_pages_drop: before q->lock is
 	 * released, and when the holder's generation moves) */
@@ -806,7 +808,9 @@ static int req_start(struct vblk_queue *q, const struct virtq_chain *c)
 	return 0;
 }
 
-/* Request @r finished with io_uring result @res: unpin, status, used entry. Returns 0 or
+/* Request @r finished with io_uring result @res: status, used entry; its pins are dropped
+ * by q_reap() once the used entry is published (until the driver can see the request
+ * complete, its buffers are in flight: nothing may discard or move them). Returns 0 or
  * -EBADMSG. */
 static int req_complete(struct vblk_queue *q, struct vblk_req *r, int res)
 {
@@ -822,7 +826,6 @@ static int req_complete(struct vblk_queue *q, struct vblk_req *r, int res)
 		if (!req_submit(q, r))
 			return 0;
 	}
-	req_unmap(q, r);
 	if (r->chunk >= 0)
 		q->chunks[r->chunk].users--;
 	q->in_flight--;
@@ -854,7 +857,8 @@ static int req_complete(struct vblk_queue *q, struct vblk_req *r, int res)
 	if (status != VIRTIO_BLK_S_OK)
 		add(&b->c.io_errors, 1);
 	err = finish(q, r->head, r->status_gpa, status, used);
-	req_put(q, r);
+	r->next = q->done_reqs;
+	q->done_reqs = r;
 	return err;
 }
 
@@ -902,6 +906,13 @@ static unsigned q_reap(struct vblk_queue *q)
 	io_uring_cq_advance(&q->ring, n);
 	if (n && virtq_used_flush(&q->vq))
 		q_broken(q, q->vq.err);
+	while (q->done_reqs) { /* published: unpin */
+		struct vblk_req *r = q->done_reqs;
+
+		q->done_reqs = r->next;
+		req_unmap(q, r);
+		req_put(q, r);
+	}
 	return n;
 }
 
