@@ -11,30 +11,57 @@
 #define PAGE S2_PAGE_SIZE
 #define MIB2 (2ull << 20)
 
+#define DISCARD_NO_DRAIN (1u << 31) /* internal: retries do not drain the holders */
+
 #define MM_ERR(mm, code, ...) (snprintf((mm)->err, sizeof((mm)->err), __VA_ARGS__), (code))
 
-/* Remove [gpa, end) from the sorted, disjoint queue; returns pages removed. At most one
- * queued range contains [gpa, end) and splits in two: queue_add() keeps a spare slot.
- * Caller holds mm->lock. */
+/* Room for @extra more queued ranges. Returns 0 or -ENOMEM. Caller holds mm->lock. */
+static int queue_reserve(struct mm *mm, size_t extra)
+{
+	size_t cap = mm->discard_qcap ? mm->discard_qcap : 16;
+	struct mig_range *q;
+
+	if (mm->discard_qn + extra <= mm->discard_qcap)
+		return 0;
+	while (cap < mm->discard_qn + extra)
+		cap *= 2;
+	q = realloc(mm->discard_q, cap * sizeof(*q));
+	if (!q)
+		return -ENOMEM;
+	mm->discard_q = q;
+	mm->discard_qcap = cap;
+	return 0;
+}
+
+/* Remove [gpa, end) from the sorted, disjoint queue; returns pages removed. A queued range
+ * that contains [gpa, end) strictly splits in two; without room for that, all of it is
+ * dropped (its pages stay resident, never wrongly discarded). Caller holds mm->lock. */
 static uint64_t queue_remove(struct mm *mm, gpa_t gpa, gpa_t end)
 {
-	struct mig_range *q = mm->discard_q;
 	uint64_t removed = 0;
 	size_t n = mm->discard_qn;
 
 	for (size_t i = 0; i < n; i++) {
+		struct mig_range *q = mm->discard_q;
 		gpa_t s = q[i].gpa, e = q[i].gpa + q[i].len;
 
 		if (e <= gpa || s >= end)
 			continue;
-		removed += ((e < end ? e : end) - (s > gpa ? s : gpa)) / PAGE;
-		if (s < gpa && e > end) { /* split: the tail goes in the spare slot */
+		if (s < gpa && e > end) { /* split: the tail goes in a new slot after it */
+			if (queue_reserve(mm, 1)) {
+				removed += q[i].len / PAGE;
+				q[i].len = 0;
+				break;
+			}
+			q = mm->discard_q;
 			memmove(&q[i + 2], &q[i + 1], (n - i - 1) * sizeof(*q));
 			q[i] = (struct mig_range){ s, gpa - s };
 			q[i + 1] = (struct mig_range){ end, e - end };
-			n++;
+			mm->discard_qn = ++n;
+			removed += (end - gpa) / PAGE;
 			break;
 		}
+		removed += ((e < end ? e : end) - (s > gpa ? s : gpa)) / PAGE;
 		if (s < gpa)
 			q[i] = (struct mig_range){ s, gpa - s };
 		else if (e > end)
@@ -44,32 +71,27 @@ static uint64_t queue_remove(struct mm *mm, gpa_t gpa, gpa_t end)
 	}
 	mm->discard_qn = 0;
 	for (size_t i = 0; i < n; i++)
-		if (q[i].len)
-			q[mm->discard_qn++] = q[i];
+		if (mm->discard_q[i].len)
+			mm->discard_q[mm->discard_qn++] = mm->discard_q[i];
 	return removed;
 }
 
-/* Queue [gpa, gpa + n pages) for mm_discard_retry(). Returns 0 or -ENOMEM. */
+/* Queue [gpa, gpa + n pages) for mm_discard_retry(), unsorted: queue_tidy() sorts and
+ * merges once per call. Returns 0 or -ENOMEM. Caller holds mm->lock. */
 static int queue_add(struct mm *mm, gpa_t gpa, uint64_t n)
 {
-	/* a spare slot: queue_remove() may split one range into two */
-	if (mm->discard_qn + 2 > mm->discard_qcap) {
-		size_t cap = mm->discard_qcap ? mm->discard_qcap * 2 : 16;
-		struct mig_range *q = realloc(mm->discard_q, cap * sizeof(*q));
-
-		if (!q)
-			return -ENOMEM;
-		mm->discard_q = q;
-		mm->discard_qcap = cap;
-	}
+	if (queue_reserve(mm, 1))
+		return -ENOMEM;
 	mm->discard_q[mm->discard_qn++] = (struct mig_range){ gpa, n * PAGE };
-	mm->discard_qn = mm_ranges_merge(mm->discard_q, mm->discard_qn);
 	return 0;
 }
 
+/* Sort and merge the queue, and count its pages. Caller holds mm->lock. */
 static void queue_recount(struct mm *mm)
 {
 	uint64_t pages = 0;
+
+	mm->discard_qn = mm_ranges_merge(mm->discard_q, mm->discard_qn);
 
 	for (size_t i = 0; i < mm->discard_qn; i++)
 		pages += mm->discard_q[i].len / PAGE;
@@ -196,6 +218,7 @@ static bool punch_in_place(struct mm *mm, const struct dpiece *p, struct discard
 		return false;
 	}
 	res->punch_calls++;
+	res->returned += p->n * PAGE;
 	mm->discard.returned_bytes[p->pool] += p->n * PAGE;
 	return true;
 }
@@ -339,6 +362,7 @@ static int rehome(struct mm *mm, struct dwork *w, struct discard_result *res)
 		res->rehomed += p->n;
 		if (!mm->cfg.mig.keep_freed) { /* punched when freed, behind the generation */
 			mm->discard.returned_bytes[p->pool] += p->n * PAGE;
+			res->returned += p->n * PAGE;
 			res->punch_calls++;
 		}
 	}
@@ -361,7 +385,7 @@ static int discard_locked(struct mm *mm, const struct mig_range *r, size_t n, un
 
 	for (size_t i = 0; i < n && !c.err; i++)
 		frame_for_each(&mm->ft, r[i].gpa, r[i].len, mm_mark_one, &c);
-	if (!c.err && c.pages) {
+	if (!c.err && c.pages && !(flags & DISCARD_NO_DRAIN)) {
 		/* a request in flight is not a pin: let the holders finish theirs */
 		uint64_t before = c.pages;
 
@@ -517,13 +541,20 @@ int mm_discard_retry(struct mm *mm, struct discard_result *res)
 	v = mm->discard_q;
 	mm->discard_q = NULL;
 	mm->discard_qn = mm->discard_qcap = 0;
-	e = discard_locked(mm, v, n, MM_DISCARD_DEFER_PINNED, res);
+	{
+		uint64_t before = res->pages;
+
+		/* long-term pins are what keeps pages queued: draining holders for them
+		 * again every retry would only cost */
+		e = discard_locked(mm, v, n, MM_DISCARD_DEFER_PINNED | DISCARD_NO_DRAIN, res);
+		if (res->pages != before)
+			mm->discard.calls++;
+	}
 	if (e) { /* nothing lost: queue them again */
 		for (size_t i = 0; i < n; i++)
 			(void)queue_add(mm, v[i].gpa, v[i].len / PAGE);
 		queue_recount(mm);
 	}
-	mm->discard.calls++;
 	pthread_mutex_unlock(&mm->lock);
 	pthread_mutex_unlock(&mm->mig_lock);
 	free(v);

@@ -40,8 +40,10 @@
 
 /* What one call did (added to, not reset: callers zero it). */
 struct discard_result {
-	uint64_t pages; /* discarded: back to the host (re-homed ones once the holders
-			 * pass the batch), read as zero; not those whose punch failed */
+	uint64_t pages; /* discarded: read as zero; not those whose punch failed */
+	uint64_t returned; /* bytes of them given back to the host: punched in place, or
+			    * (re-homed) punched once every holder passed the batch; not with
+			    * mig.keep_freed, which keeps the old frames of re-homed pages */
 	uint64_t runs; /* maximal runs after sorting and merging */
 	uint64_t punch_calls; /* fallocate(PUNCH_HOLE) calls made */
 	uint64_t alias_calls; /* alias mmap calls made (re-homed pieces) */

@@ -153,7 +153,7 @@ struct mm_pin_stats {
 /* Discards (mm/discard.h), under mm->lock. */
 struct mm_discard_stats {
 	uint64_t calls; /* mm_discard() and mm_discard_retry() calls that did work */
-	uint64_t pages; /* discarded */
+	uint64_t pages; /* discarded (read as zero) */
 	uint64_t runs; /* maximal runs after sorting and merging */
 	uint64_t punch_calls, alias_calls; /* host calls made for them */
 	uint64_t rehomed; /* pages given fresh frames on their policy's pool */

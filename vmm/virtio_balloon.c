@@ -17,7 +17,8 @@
 #define BQ_SIZE 256u /* QueueNumMax */
 #define BQ_SEGS 64u /* buffers of one chain looked at; more are ignored and counted */
 #define CHAIN_MAX_BYTES (1u << 20) /* PFN bytes read from one chain; more are ignored */
-#define RETRY_NS 20000000ull /* deferred discards are retried every 20 ms */
+#define RETRY_NS 20000000ull /* deferred discards are retried after 20 ms, */
+#define RETRY_MAX_NS 1000000000ull /* backing off to 1 s while nothing is unpinned */
 #define PAGE 4096ull
 
 enum bq_role { ROLE_NONE, ROLE_INFLATE, ROLE_DEFLATE, ROLE_STATS, ROLE_REPORT };
@@ -41,6 +42,7 @@ struct vballoon {
 	bool thread_started;
 	int wake_fd;
 	bool stop; /* under lock */
+	bool closing; /* vballoon_stop(): queues stop because the VM ended, not a reset */
 	struct bq q[BQ_MAX];
 	uint64_t ram_pages;
 	uint64_t *held; /* bit per RAM page: in the balloon */
@@ -52,6 +54,7 @@ struct vballoon {
 	uint16_t stats_head;
 	uint64_t stats_due_ns; /* when to hand it back */
 	uint64_t retry_due_ns; /* when to retry deferred discards, 0: none */
+	uint64_t retry_ns; /* the current retry interval */
 	/* scratch for one pass */
 	uint8_t *buf;
 	uint64_t *pfns;
@@ -86,7 +89,7 @@ static void count_discard(struct vballoon *b, const struct discard_result *r, in
 {
 	pthread_mutex_lock(&b->slock);
 	b->c.discarded_pages += r->pages;
-	b->c.returned_bytes += r->pages * PAGE;
+	b->c.returned_bytes += r->returned;
 	b->c.deferred_pages += r->deferred;
 	b->c.pinned_pages += r->pinned - r->deferred;
 	b->c.discard_errors += err != 0;
@@ -173,6 +176,8 @@ static void q_broken(struct vballoon *b, struct bq *q, const char *why)
 {
 	vmmio_needs_reset(&b->t, why);
 	q->running = false;
+	if (q->role == ROLE_STATS)
+		b->stats_buf = false; /* nothing to hand back any more */
 }
 
 /* Read the device-readable bytes of chain @c (at most CHAIN_MAX_BYTES) into b->buf.
@@ -189,17 +194,15 @@ static long chain_read(struct vballoon *b, const struct virtq_chain *c, uint64_t
 
 		if (s->write)
 			continue;
-		if (n > CHAIN_MAX_BYTES - got) {
-			*ignored += n - (CHAIN_MAX_BYTES - got);
+		if (n > CHAIN_MAX_BYTES - got)
 			n = CHAIN_MAX_BYTES - got;
-		}
 		r = n ? mm_dma_read(b->mm, &b->h, s->gpa, b->buf + got, n) : 0;
 		if (r)
 			return r;
 		got += n;
 	}
-	if (c->nr_desc > c->nr_seg) /* buffers past BQ_SEGS: not read */
-		*ignored += c->out_len > got ? c->out_len - got : 0;
+	/* past CHAIN_MAX_BYTES, or in buffers past BQ_SEGS: not read */
+	*ignored = c->out_len > got ? c->out_len - got : 0;
 	return (long)got;
 }
 
@@ -226,10 +229,31 @@ static void give_back(struct vballoon *b, struct bq *q, unsigned n)
 		q_broken(b, q, q->vq.err);
 }
 
+/* Deflate: the PFNs of @len bytes at b->buf leave the balloon; cancel their deferred
+ * discards, 256 at a time with no allocation (a cancel must never be lost: the driver
+ * uses the pages again once the buffer comes back). Caller holds b->lock. */
+static void deflate_pfns(struct vballoon *b, size_t len, struct bpfn_counts *k)
+{
+	for (size_t off = 0; off < len; off += 1024) {
+		uint64_t pfns[256];
+		struct mig_range r[256];
+		size_t n = bpfn_take(b->buf + off, len - off < 1024 ? len - off : 1024,
+				     b->ram_pages, b->held, false, pfns, k);
+
+		if (!n)
+			continue;
+		mm_discard_cancel(b->mm, r, mm_pfns_to_ranges(pfns, n, r));
+		pthread_mutex_lock(&b->slock);
+		b->c.deflated_pages += n;
+		b->c.held_pages -= n;
+		pthread_mutex_unlock(&b->slock);
+	}
+}
+
 /*
- * Take every available inflate or deflate chain, turn their PFNs into runs and discard
- * (inflate: pinned pages deferred) or cancel deferred discards (deflate), then hand the
- * chains back. One discard call per pass. Caller holds b->lock.
+ * Take every available inflate or deflate chain. Inflate: turn their PFNs into runs and
+ * discard them (pinned pages deferred), one discard call per pass; deflate: cancel
+ * deferred discards. Then hand the chains back. Caller holds b->lock.
  */
 static void serve_pfns(struct vballoon *b, struct bq *q)
 {
@@ -258,33 +282,34 @@ static void serve_pfns(struct vballoon *b, struct bq *q)
 			k.bad += c.out_len / 4;
 			continue;
 		}
+		if (!inflate) {
+			deflate_pfns(b, (size_t)len, &k);
+			continue;
+		}
+		/* no room: these pages are not taken (not held, not discarded) */
 		if (pfn_room(b, npfn + (size_t)len / 4)) {
 			k.bad += (uint64_t)len / 4;
 			continue;
 		}
-		npfn += bpfn_take(b->buf, (size_t)len, b->ram_pages, b->held, inflate,
-				  b->pfns + npfn, &k);
+		npfn += bpfn_take(b->buf, (size_t)len, b->ram_pages, b->held, true, b->pfns + npfn,
+				  &k);
 	}
 	count_pfns(b, &k);
-	if (npfn && !range_room(b, npfn)) {
-		size_t nr = mm_pfns_to_ranges(b->pfns, npfn, b->ranges);
+	if (npfn) {
+		struct discard_result res = { 0 };
+		int e = -ENOMEM;
 
-		if (inflate) {
-			struct discard_result res = { 0 };
-			int e = mm_discard(b->mm, b->ranges, nr, MM_DISCARD_DEFER_PINNED, &res);
-
-			count_discard(b, &res, e);
-			reap_rehomed(b, &res);
-			COUNT(b, inflated_pages, npfn);
-			COUNT(b, held_pages, npfn);
-			if (res.deferred && !b->retry_due_ns)
-				b->retry_due_ns = s2_now_ns() + RETRY_NS;
-		} else {
-			mm_discard_cancel(b->mm, b->ranges, nr);
-			COUNT(b, deflated_pages, npfn);
-			pthread_mutex_lock(&b->slock);
-			b->c.held_pages -= npfn;
-			pthread_mutex_unlock(&b->slock);
+		/* without room for the runs the pages are held but stay resident */
+		if (!range_room(b, npfn))
+			e = mm_discard(b->mm, b->ranges, mm_pfns_to_ranges(b->pfns, npfn, b->ranges),
+				       MM_DISCARD_DEFER_PINNED, &res);
+		count_discard(b, &res, e);
+		reap_rehomed(b, &res);
+		COUNT(b, inflated_pages, npfn);
+		COUNT(b, held_pages, npfn);
+		if (res.deferred) {
+			b->retry_ns = RETRY_NS;
+			b->retry_due_ns = s2_now_ns() + RETRY_NS;
 		}
 	}
 	give_back(b, q, nh);
@@ -448,7 +473,9 @@ static void timers(struct vballoon *b, uint64_t now)
 		pthread_mutex_lock(&b->slock);
 		b->c.deferred_pages -= res.deferred; /* still deferred: counted once */
 		pthread_mutex_unlock(&b->slock);
-		b->retry_due_ns = mm_discard_pending(b->mm) ? now + RETRY_NS : 0;
+		if (!res.pages && b->retry_ns < RETRY_MAX_NS)
+			b->retry_ns *= 2; /* still pinned: look less often */
+		b->retry_due_ns = mm_discard_pending(b->mm) ? now + b->retry_ns : 0;
 	}
 }
 
@@ -468,8 +495,10 @@ static void *b_thread(void *arg)
 			if (b->q[i].running && b->q[i].role != ROLE_NONE) {
 				pf[n++] = (struct pollfd){ .fd = b->q[i].notify_fd, .events = POLLIN };
 			}
-		if (b->stats_buf && b->o.stats_polling)
-			due = b->stats_due_ns;
+		for (unsigned i = 0; i < BQ_MAX; i++)
+			if (b->stats_buf && b->o.stats_polling && b->q[i].running &&
+			    b->q[i].role == ROLE_STATS)
+				due = b->stats_due_ns;
 		if (b->retry_due_ns && b->retry_due_ns < due)
 			due = b->retry_due_ns;
 		timeout = due == UINT64_MAX ? -1 : due <= now ? 0 : (int)((due - now) / 1000000 + 1);
@@ -590,6 +619,17 @@ static void b_queue_stop(void *dev, unsigned i)
 	pthread_mutex_lock(&b->lock);
 	if (b->q[i].role == ROLE_STATS)
 		b->stats_buf = false;
+	if (b->q[i].role == ROLE_INFLATE && b->q[i].running && !b->closing) {
+		/* A reset (or the VM's end): the driver owns every page again, so no deferred
+		 * discard may fire later, and the balloon starts empty. */
+		mm_discard_cancel(b->mm, &(struct mig_range){ 0, b->mm->cfg.mem_size }, 1);
+		memset(b->held, 0, (b->ram_pages + 63) / 64 * sizeof(*b->held));
+		b->retry_due_ns = 0;
+		__atomic_store_n(&b->actual, 0, __ATOMIC_RELEASE);
+		pthread_mutex_lock(&b->slock);
+		b->c.held_pages = 0;
+		pthread_mutex_unlock(&b->slock);
+	}
 	b->q[i].running = false;
 	pthread_mutex_unlock(&b->lock);
 }
@@ -685,6 +725,9 @@ void vballoon_stop(struct vballoon *b)
 {
 	if (!b)
 		return;
+	pthread_mutex_lock(&b->lock);
+	b->closing = true; /* keep the counters for --stats */
+	pthread_mutex_unlock(&b->lock);
 	if (b->transport_ok)
 		vmmio_stop(&b->t);
 	if (b->thread_started) {

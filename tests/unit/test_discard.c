@@ -1692,6 +1692,55 @@ static void test_bad_input(void)
 	mm_destroy(&mm);
 }
 
+/*
+ * Deflating every other page of a deferred 2 MiB range splits the queued range 256 times
+ * (the queue grows for each split: a fixed spare slot overflowed the heap here); the
+ * pages left queued are exactly the others, and after the pin goes they are discarded
+ * while the cancelled ones keep their data.
+ */
+static void test_cancel_many_splits(void)
+{
+	struct mm_config c = two_nodes(8 * MIB);
+	struct discard_result res = {0};
+	struct mig_range r[256];
+	struct mm_dma_holder h;
+	struct iovec iov[4];
+	struct mm mm;
+	uint64_t v;
+
+	CU_ASSERT_EQUAL_FATAL(create(&mm, &c), 0);
+	fill(&mm, 0, c.mem_size, 7);
+	CU_ASSERT_EQUAL_FATAL(mm_dma_holder_init(&mm, &h, "split-queue", NULL, NULL), 0);
+	mm_dma_busy(&h);
+	/* one pinned page of a 2 MiB huge frame pins all of it */
+	CU_ASSERT_EQUAL_FATAL(mm_dma_map(&mm, &h, 2 * MIB, PAGE, MM_DMA_TO_DEVICE, iov, 4), 1);
+	CU_ASSERT_EQUAL(mm_discard(&mm, &(struct mig_range){2 * MIB, 2 * MIB}, 1,
+				   MM_DISCARD_DEFER_PINNED, &res), 0);
+	CU_ASSERT_EQUAL(res.deferred, 512);
+	CU_ASSERT_EQUAL(mm_discard_pending(&mm), 512);
+	for (unsigned i = 0; i < 256; i++)
+		r[i] = (struct mig_range){2 * MIB + (2 * i + 1) * PAGE, PAGE};
+	CU_ASSERT_EQUAL(mm_discard_cancel(&mm, r, 256), 256);
+	CU_ASSERT_EQUAL(mm_discard_pending(&mm), 256);
+	CU_ASSERT_EQUAL(mm.discard_qn, 256);
+	mm_dma_unmap(&mm, &h, 2 * MIB, PAGE);
+	memset(&res, 0, sizeof(res));
+	CU_ASSERT_EQUAL(mm_discard_retry(&mm, &res), 0);
+	CU_ASSERT_EQUAL(res.pages, 256);
+	CU_ASSERT_EQUAL(mm_discard_pending(&mm), 0);
+	for (unsigned i = 0; i < 512; i++) {
+		CU_ASSERT_EQUAL_FATAL(mm_guest_read(&mm, 2 * MIB + i * PAGE + 8, &v, sizeof(v)), 0);
+		if (i % 2) {
+			CU_ASSERT_NOT_EQUAL(v, 0); /* cancelled: kept */
+		} else {
+			CU_ASSERT_EQUAL(v, 0); /* discarded after the pin went */
+		}
+	}
+	mm_dma_idle(&h);
+	mm_dma_holder_destroy(&h);
+	mm_destroy(&mm);
+}
+
 static CU_TestInfo tests[] = {
     {"pfns to ranges vs a bitmap", test_pfns_to_ranges},
     {"ranges merge vs a bitmap", test_ranges_merge},
@@ -1705,6 +1754,7 @@ static CU_TestInfo tests[] = {
     {"sim, EPT: invalidations per piece, stale device IOTLB", test_sim_ept},
     {"sim, arm64: invalidations per piece, stale device IOTLB", test_sim_arm64},
     {"pins: skipped, deferred, retried, cancelled, long-term, drained", test_pins},
+    {"cancel splitting a deferred range 256 times", test_cancel_many_splits},
     {"race: migrator, discarder, writer", test_race},
     {"bad input: -EINVAL, nothing done", test_bad_input},
     CU_TEST_INFO_NULL,
