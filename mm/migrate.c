@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,49 +65,86 @@ uint64_t mm_flush_and_free(struct mm *mm)
 	return defer_reap(&mm->deferred, gen_min_done(&mm->gens), mm_free_frames, mm);
 }
 
+/* Frames [f, f + n) of @dst must read zero: punch them if they hold anything (frames
+ * reused warm). Runs without mm->lock: no pool counters are touched. */
+static void zero_frames(struct pool *dst, uint64_t f, uint64_t n)
+{
+	if (!n || !pool_has_data(dst, f, n))
+		return;
+	if (fallocate(dst->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+		      (off_t)(f << POOL_FRAME_SHIFT), (off_t)(n << POOL_FRAME_SHIFT)))
+		memset(dst->base + (f << POOL_FRAME_SHIFT), 0, n << POOL_FRAME_SHIFT);
+}
+
+static void copy_run(struct pool *dst, uint64_t df, const struct pool *src, uint64_t sf,
+		     uint64_t n)
+{
+	if (!n)
+		return;
+	/* populate the destination in one call rather than one fault per 4 KiB page */
+	(void)pool_populate(dst, df, n);
+	memcpy(dst->base + (df << POOL_FRAME_SHIFT), src->base + (sf << POOL_FRAME_SHIFT),
+	       n << POOL_FRAME_SHIFT);
+}
+
+#define COPY_WINDOW 8192u /* pages whose residency one mincore() reads */
+
 /*
  * Copy only what the source holds: holes (never-touched or discarded pages) stay holes
- * in the destination, so migrating a sparse guest does not make it resident. SEEK_DATA
- * counts swapped-out shmem pages as data (mincore would not). Every frame is marked and
- * write-protected, so the source cannot change under the scan.
+ * in the destination, so migrating a sparse guest does not make it resident. mincore()
+ * tells resident pages in a bounded window; a page it calls absent may still be data
+ * (swapped out), which SEEK_DATA tells (shmem counts swap entries as data), so nothing
+ * is ever skipped that holds data. Every frame is marked and write-protected: the
+ * source cannot change under the scan.
  */
 static int default_copy(void *ctx, struct mm *mm, unsigned sp, uint64_t sf, unsigned dp,
 			uint64_t df, uint64_t n)
 {
 	const struct pool *src = &mm->pools[sp];
 	struct pool *dst = &mm->pools[dp];
-	uint64_t f = sf, end = sf + n;
+	unsigned char vec[COPY_WINDOW];
 
 	(void)ctx;
-	while (f < end) {
-		off_t d = lseek(src->fd, (off_t)(f << POOL_FRAME_SHIFT), SEEK_DATA), h;
-		uint64_t df0, dn, hf;
+	for (uint64_t w = 0; w < n; w += COPY_WINDOW) {
+		uint64_t wn = n - w < COPY_WINDOW ? n - w : COPY_WINDOW, i = 0;
 
-		if (d < 0 && errno != ENXIO)
-			d = (off_t)(f << POOL_FRAME_SHIFT); /* cannot tell: copy everything */
-		hf = d < 0 ? end : (uint64_t)d >> POOL_FRAME_SHIFT;
-		if (hf > end)
-			hf = end;
-		if (hf > f && pool_has_data(dst, df + (f - sf), hf - f)) {
-			/* a reused destination may hold old data: make it a hole too */
-			if (fallocate(dst->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-				      (off_t)((df + (f - sf)) << POOL_FRAME_SHIFT),
-				      (off_t)((hf - f) << POOL_FRAME_SHIFT)))
-				memset(dst->base + ((df + (f - sf)) << POOL_FRAME_SHIFT), 0,
-				       (hf - f) << POOL_FRAME_SHIFT);
+		if (mincore(src->base + ((sf + w) << POOL_FRAME_SHIFT), wn << POOL_FRAME_SHIFT,
+			    vec)) {
+			copy_run(dst, df + w, src, sf + w, wn); /* cannot tell: copy it all */
+			continue;
 		}
-		if (hf >= end)
-			break;
-		h = lseek(src->fd, (off_t)(hf << POOL_FRAME_SHIFT), SEEK_HOLE);
-		f = h < 0 ? end : ((uint64_t)h + PAGE - 1) >> POOL_FRAME_SHIFT;
-		if (f > end || f <= hf)
-			f = end;
-		df0 = df + (hf - sf);
-		dn = f - hf;
-		/* populate the destination in one call rather than one fault per 4 KiB page */
-		(void)pool_populate(dst, df0, dn);
-		memcpy(dst->base + (df0 << POOL_FRAME_SHIFT), src->base + (hf << POOL_FRAME_SHIFT),
-		       dn << POOL_FRAME_SHIFT);
+		while (i < wn) {
+			uint64_t j = i;
+
+			if (vec[i] & 1) { /* resident: copy the run */
+				while (j < wn && (vec[j] & 1))
+					j++;
+				copy_run(dst, df + w + i, src, sf + w + i, j - i);
+				i = j;
+				continue;
+			}
+			while (j < wn && !(vec[j] & 1))
+				j++;
+			/* absent in [i, j): holes, unless SEEK_DATA finds data (swapped) */
+			while (i < j) {
+				off_t off = (off_t)((sf + w + i) << POOL_FRAME_SHIFT);
+				off_t d = lseek(src->fd, off, SEEK_DATA);
+				uint64_t hole_end;
+
+				if (d < 0 && errno != ENXIO)
+					d = off; /* cannot tell: data */
+				hole_end = d < 0 ? j : ((uint64_t)d >> POOL_FRAME_SHIFT) - (sf + w);
+				if (hole_end > j)
+					hole_end = j;
+				if (hole_end > i) {
+					zero_frames(dst, df + w + i, hole_end - i);
+					i = hole_end;
+				} else { /* data at i (swapped out): copy that page */
+					copy_run(dst, df + w + i, src, sf + w + i, 1);
+					i++;
+				}
+			}
+		}
 	}
 	return 0;
 }
