@@ -145,6 +145,7 @@ struct dpiece {
 	uint64_t pfn;
 	unsigned home; /* pool the policy names */
 	bool rehome;
+	bool failed; /* in place: the punch was refused (or injected to fail) */
 	unsigned wp; /* FRAME_WP of its records */
 	/* set when re-homed: */
 	uint64_t nfirst; /* new frames on @home */
@@ -210,17 +211,38 @@ static int collect(struct mm *mm, gpa_t gpa, gpa_t end, struct dwork *w)
 	return 0;
 }
 
-/* Punch @p where it is. Returns false if the host refused (counted in failed_pages). */
-static bool punch_in_place(struct mm *mm, const struct dpiece *p, struct discard_result *res)
+/*
+ * Punch the pieces that stay where they are, with mm->lock dropped: a GiB takes 150 ms
+ * or more, and nothing needs the lock for it (every record is marked, so no device can
+ * pin these frames; mig_lock keeps other batches out). Fault injection is decided and
+ * counters are updated under the lock. Caller holds mig_lock and mm->lock.
+ */
+static void punch_in_place(struct mm *mm, struct dwork *w, struct discard_result *res)
 {
-	if (mm_inject_fail(mm, MM_CALL_FALLOCATE) || pool_punch(&mm->pools[p->pool], p->pfn, p->n)) {
-		mm->discard.failed_pages += p->n;
-		return false;
+	for (size_t i = 0; i < w->n; i++) /* injected failures: decided under the lock */
+		w->v[i].failed = !w->v[i].rehome && mm_inject_fail(mm, MM_CALL_FALLOCATE);
+	pthread_mutex_unlock(&mm->lock);
+	for (size_t i = 0; i < w->n; i++) {
+		struct dpiece *p = &w->v[i];
+
+		if (!p->rehome && !p->failed)
+			p->failed = pool_punch_uncounted(&mm->pools[p->pool], p->pfn, p->n) != 0;
 	}
-	res->punch_calls++;
-	res->returned += p->n * PAGE;
-	mm->discard.returned_bytes[p->pool] += p->n * PAGE;
-	return true;
+	pthread_mutex_lock(&mm->lock);
+	for (size_t i = 0; i < w->n; i++) {
+		struct dpiece *p = &w->v[i];
+
+		if (p->rehome)
+			continue;
+		if (p->failed) {
+			mm->discard.failed_pages += p->n;
+			continue;
+		}
+		pool_count_punch(&mm->pools[p->pool], p->n);
+		res->punch_calls++;
+		res->returned += p->n * PAGE;
+		mm->discard.returned_bytes[p->pool] += p->n * PAGE;
+	}
 }
 
 /*
@@ -443,8 +465,9 @@ static int discard_locked(struct mm *mm, const struct mig_range *r, size_t n, un
 	err = rehome(mm, &w, res);
 	if (err)
 		goto out;
+	punch_in_place(mm, &w, res);
 	for (size_t i = 0; i < w.n; i++) {
-		if (!w.v[i].rehome && !punch_in_place(mm, &w.v[i], res))
+		if (!w.v[i].rehome && w.v[i].failed)
 			continue; /* still resident: not discarded */
 		res->pages += w.v[i].n;
 		mm->discard.pages += w.v[i].n;

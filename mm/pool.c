@@ -254,14 +254,27 @@ int pool_populate(struct pool *p, uint64_t first, uint64_t n)
 	return 0;
 }
 
-int pool_punch(struct pool *p, uint64_t first, uint64_t n)
+int pool_punch_uncounted(const struct pool *p, uint64_t first, uint64_t n)
 {
 	if (fallocate(p->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
 		      (off_t)(first << POOL_FRAME_SHIFT), (off_t)(n << POOL_FRAME_SHIFT)) < 0)
 		return -errno;
+	return 0;
+}
+
+void pool_count_punch(struct pool *p, uint64_t n)
+{
 	p->punched_frames += n;
 	p->punch_calls++;
-	return 0;
+}
+
+int pool_punch(struct pool *p, uint64_t first, uint64_t n)
+{
+	int r = pool_punch_uncounted(p, first, n);
+
+	if (!r)
+		pool_count_punch(p, n);
+	return r;
 }
 
 bool pool_has_data(const struct pool *p, uint64_t first, uint64_t n)

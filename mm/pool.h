@@ -88,5 +88,9 @@ bool pool_has_data(const struct pool *p, uint64_t first, uint64_t n);
 
 /* Give frames' memory back to the host (fallocate PUNCH_HOLE). Returns 0 or -errno. */
 int pool_punch(struct pool *p, uint64_t first, uint64_t n);
+/* The same without touching the pool's counters (callers without the owner's lock),
+ * and the counting done afterwards under it. */
+int pool_punch_uncounted(const struct pool *p, uint64_t first, uint64_t n);
+void pool_count_punch(struct pool *p, uint64_t n);
 
 #endif
