@@ -18,6 +18,8 @@ size_t mm_ranges_merge(struct mig_range *r, size_t n)
 {
 	size_t k = 0;
 
+	if (!n)
+		return 0; /* r may be NULL */
 	qsort(r, n, sizeof(*r), range_cmp);
 	for (size_t i = 0; i < n; i++) {
 		if (k && r[i].gpa <= r[k - 1].gpa + r[k - 1].len) {
