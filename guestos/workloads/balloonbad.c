@@ -45,6 +45,12 @@
  *			(default 3), patterns it, reports some of its 2 MiB blocks, inflates
  *			some scattered pages: pages not given keep their data, reported
  *			pages read zero once the chain is back, inflated ones once deflated
+ *	reset-deferred	(--disk ...,registered=on,pinned_max=2M) 64 pages of a registered
+ *			chunk inflated (deferred), then the device reset without a deflate:
+ *			discard_pending must drop to 0 and the balloon forget the pages (one
+ *			re-inflated is deferred again, not a duplicate); new data written to
+ *			them must survive the chunk's eviction by I/O elsewhere and 2.5 s
+ *			(a deferred discard firing after the reset would zero them)
  *
  * Prints what it saw and "balloonbad: mode=MODE: PASS" or FAIL; exits 0, 1, or 2 (bad
  * arguments, no balloon device, the mode's disk or vCPUs missing).
@@ -776,6 +782,154 @@ static int m_pinned_chunk(struct bad *bb)
 #undef C_OK
 }
 
+/*
+ * reset-deferred: a device reset cancels every deferred discard and empties the
+ * balloon, so pages the driver owns again after it are never zeroed later.
+ * Chunk C: area pages [0, 512), registered by a read into [64, 128); the pages given:
+ * [256, 320); chunk E: [2048, 2560), whose I/O evicts C (pinned_max is one chunk).
+ */
+static int m_reset_deferred(struct bad *bb)
+{
+	uint32_t *p = bb->pfns;
+	struct s2_hc_mem_info m0, m1;
+	uint64_t t0, bad = 0;
+	unsigned fails0 = bb->fails;
+	int r;
+
+	if (!bb->have_disk)
+		return fail("needs a --disk ...,registered=on,pinned_max=2M");
+	if (disk_prepare(bb, IO_BYTES, 13))
+		return 1;
+	afill(bb, 0, 512);
+	/* check 1: a read wholly inside C registers (long-term pins) it */
+	r = vblk_read(&bb->d, 0, bb->area + 64 * PAGE, 256 << 10);
+	if (r)
+		return fail("check 1: read into the chunk: %d", r);
+	for (unsigned i = 64; i < 128; i++)
+		bb->gen[i] = 0; /* disk words 0..256 KiB */
+
+	/* check 2: pages of C patterned and inflated: their discard is deferred */
+	afill(bb, 256, 320);
+	for (unsigned k = 0; k < 64; k++)
+		p[k] = apfn(bb, 256 + k);
+	if (mi(&m0))
+		return 1;
+	r = vballoon_inflate(&bb->b, p, 64);
+	if (r)
+		return fail("check 2: inflate of 64 pages of the pinned chunk: %d", r);
+	vballoon_set_actual(&bb->b, 64);
+	if (mi(&m1))
+		return 1;
+	g_printf("balloonbad: inflate of 64 pages of the pinned chunk: discarded +%lu, pending %lu -> %lu\n",
+		 (unsigned long)(m1.discarded_pages - m0.discarded_pages),
+		 (unsigned long)m0.discard_pending, (unsigned long)m1.discard_pending);
+	if (m1.discard_pending < m0.discard_pending + 64 ||
+	    m1.discarded_pages != m0.discarded_pages)
+		return fail("check 2: inflate of the pinned chunk: discard_pending %lu -> %lu, discarded +%lu; expected +64 deferred, none discarded (was the chunk registered?)",
+			    (unsigned long)m0.discard_pending, (unsigned long)m1.discard_pending,
+			    (unsigned long)(m1.discarded_pages - m0.discarded_pages));
+
+	/* check 3: reset without deflating: every deferred discard is cancelled ... */
+	r = vio_reset(&bb->b.dev, 5000000000ull);
+	if (r)
+		return fail("check 3: Status 0 did not read back 0: %d", r);
+	if (mi(&m1))
+		return 1;
+	g_printf("balloonbad: after the reset (Status 0): discard_pending %lu\n",
+		 (unsigned long)m1.discard_pending);
+	if (m1.discard_pending)
+		fail("check 3: after the reset discard_pending is %lu, expected 0 (deferred discards not cancelled)",
+		     (unsigned long)m1.discard_pending);
+	if (vio_cfg32(&bb->b.dev, VIRTIO_BALLOON_CFG_ACTUAL))
+		fail("check 3: after the reset config actual is %u, expected 0 (the balloon is empty)",
+		     vio_cfg32(&bb->b.dev, VIRTIO_BALLOON_CFG_ACTUAL));
+	r = vballoon_init(&bb->b);
+	if (r)
+		return fail("check 3: re-initialising the balloon after the reset: %d", r);
+	if (acheck(bb, 256, 320, "check 3: after the reset"))
+		fail("check 3: pages given before the reset lost their data at the reset");
+	/* ... and the balloon is empty: re-inflating a page (C still pinned) is taken and
+	 * deferred again, not ignored as a duplicate; deflated, it keeps its data */
+	if (mi(&m0))
+		return 1;
+	r = vballoon_inflate(&bb->b, p, 1);
+	if (r)
+		return fail("check 3: re-inflate of one page after the reset: %d", r);
+	if (mi(&m1))
+		return 1;
+	if (m1.discard_pending != m0.discard_pending + 1 ||
+	    m1.discarded_pages != m0.discarded_pages)
+		fail("check 3: re-inflate of one page after the reset: discard_pending %lu -> %lu, discarded +%lu; expected +1 deferred (the balloon should have forgotten the page)",
+		     (unsigned long)m0.discard_pending, (unsigned long)m1.discard_pending,
+		     (unsigned long)(m1.discarded_pages - m0.discarded_pages));
+	r = vballoon_deflate(&bb->b, p, 1);
+	if (r)
+		return fail("check 3: deflate of the re-inflated page: %d", r);
+	if (mi(&m1))
+		return 1;
+	if (m1.discard_pending != m0.discard_pending)
+		fail("check 3: after deflating the re-inflated page discard_pending is %lu, expected %lu",
+		     (unsigned long)m1.discard_pending, (unsigned long)m0.discard_pending);
+	if (acheck(bb, 256, 257, "check 3: re-inflated and deflated"))
+		fail("check 3: the re-inflated page lost its data after its deflate");
+	if (bb->fails == fails0)
+		g_printf("balloonbad: reset: deferred discards cancelled, balloon empty (re-inflate deferred +1, deflate -1)\n");
+
+	/* check 4: the driver owns the pages: new data, then C unpinned by I/O into E */
+	afill(bb, 256, 320);
+	r = vblk_read(&bb->d, 0, bb->area + 2048 * PAGE, 256 << 10);
+	if (r)
+		return fail("check 4: read into another chunk: %d", r);
+	t0 = g_clock_ns();
+	while (g_clock_ns() - t0 < 2500000000ull) /* > 2x the 1 s retry back-off */
+		for (int i = 0; i < 100000; i++)
+			g_pause();
+	if (mi(&m1))
+		return 1;
+	g_printf("balloonbad: %lu ms after unpinning the chunk: discard_pending %lu, discarded +%lu since the re-inflate\n",
+		 (unsigned long)((g_clock_ns() - t0) / 1000000), (unsigned long)m1.discard_pending,
+		 (unsigned long)(m1.discarded_pages - m0.discarded_pages));
+	bad = acheck(bb, 256, 320, "check 4: new data");
+	if (bad)
+		fail("check 4: %lu of the 64 pages given before the reset lost their new data after the chunk was unpinned (a deferred discard fired after the reset)",
+		     (unsigned long)bad);
+	if (acheck(bb, 0, 64, "check 4: chunk") || acheck(bb, 128, 256, "check 4: chunk") ||
+	    acheck(bb, 320, 512, "check 4: chunk"))
+		fail("check 4: other pages of the chunk lost their data");
+	for (unsigned pg = 64; pg < 128; pg++)
+		for (unsigned k = 0; k < PAGE / 8; k++)
+			if (((uint64_t *)(bb->area + pg * PAGE))[k] !=
+			    disk_word((pg - 64) * PAGE + k * 8, 13)) {
+				fail("check 4: the chunk's read data changed at page %u", pg);
+				pg = 128;
+				break;
+			}
+	if (bb->fails != fails0)
+		return 1;
+	/* control: C really is unpinned now (else check 4 proved nothing): a page of it
+	 * inflated is discarded at once */
+	p[0] = apfn(bb, 400);
+	if (mi(&m0))
+		return 1;
+	r = vballoon_inflate(&bb->b, p, 1);
+	if (r)
+		return fail("control: inflate of one page of the evicted chunk: %d", r);
+	if (mi(&m1))
+		return 1;
+	if (m1.discarded_pages - m0.discarded_pages != 1 || m1.discard_pending)
+		return fail("control: a page of the chunk inflated after the eviction: discarded +%lu, pending %lu; expected +1, 0 (was the chunk evicted? pinned_max must be one chunk)",
+			    (unsigned long)(m1.discarded_pages - m0.discarded_pages),
+			    (unsigned long)m1.discard_pending);
+	r = vballoon_deflate(&bb->b, p, 1);
+	if (r)
+		return fail("control: deflate: %d", r);
+	if (azero(bb, 400, 401, "control deflated"))
+		return fail("control: the page discarded after the eviction does not read zero");
+	afill(bb, 400, 401);
+	g_printf("balloonbad: new data intact in all 64 pages 2.5 s after the chunk was unpinned\n");
+	return works(bb, "reset-deferred");
+}
+
 /* report-migrate: vCPU 1 moves [mig_lo, mig_lo + MIG_BYTES) between nodes until stop. */
 static uint64_t mig_lo;
 static unsigned mig_go, mig_stop, mig_done;
@@ -927,6 +1081,7 @@ static const struct mode modes[] = {
 	{ "report-inflight", m_report_inflight, true },
 	{ "pinned-chunk", m_pinned_chunk, true },
 	{ "report-migrate", m_report_migrate, false },
+	{ "reset-deferred", m_reset_deferred, true },
 };
 
 int main(int argc, char **argv)
