@@ -10,6 +10,7 @@ struct s2_cmd {
 };
 
 int cmd_run(int argc, char **argv);
+int cmd_ctl(int argc, char **argv);
 int cmd_version(int argc, char **argv);
 
 #endif

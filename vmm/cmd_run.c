@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "vmm/api.h"
 #include "vmm/churn.h"
 #include "vmm/cmd.h"
 #include "vmm/elf.h"
@@ -96,6 +97,7 @@ int cmd_run(int argc, char **argv)
 	struct churn churn = { 0 };
 	struct vblk *disks[RUN_MAX_DISKS] = { NULL };
 	struct vballoon *balloon = NULL;
+	struct api *api = NULL;
 	sigset_t sigs;
 	void *kernel;
 	size_t klen = 0;
@@ -201,6 +203,15 @@ int cmd_run(int argc, char **argv)
 	}
 
 	vm_signals_block(&sigs); /* before any thread: the churn thread must not take them */
+	if (o.api.enabled) {
+		struct api_ctx actx = { .vm = &vm, .balloon = balloon, .kernel = o.kernel,
+					.cmdline = o.guest_args };
+
+		if (api_start(&o.api, &actx, &api, &e)) {
+			fprintf(stderr, "s2vm run: %s\n", e.msg);
+			goto out_vm;
+		}
+	}
 	if (o.churn_ms) {
 		uint64_t chunk = o.churn_bytes ? o.churn_bytes
 				 : ((o.mem_size / 100) & ~((2ull << 20) - 1));
@@ -215,6 +226,8 @@ int cmd_run(int argc, char **argv)
 	ctx.stats = o.stats;
 	ctx.balloon = balloon;
 	code = vm_run(&vm, on_signal, &ctx);
+	api_stop(api); /* no request reaches the VM after this */
+	api = NULL;
 	churn_join(&churn); /* no migration calls a queue's drain after this */
 	for (unsigned i = 0; i < o.nr_disks; i++)
 		vblk_stop(disks[i]); /* requests in flight complete, pins dropped */
@@ -222,6 +235,7 @@ int cmd_run(int argc, char **argv)
 	if (o.stats != RUN_STATS_NONE)
 		vm_stats_print(&vm, o.stats, o.stats == RUN_STATS_JSON ? stdout : stderr);
 out_vm:
+	api_stop(api);
 	vballoon_close(balloon); /* before the memory manager goes */
 	balloon = NULL;
 	for (unsigned i = 0; i < o.nr_disks; i++) {

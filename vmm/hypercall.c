@@ -162,8 +162,11 @@ enum hc_action hc_dispatch(struct vm *vm, uint32_t block_gpa, struct accel_exit 
 		break;
 	case S2_HC_PARK:
 		pthread_mutex_lock(&vm->stop_lock);
+		vm->nr_hc_parked++; /* counts as paused for vm_pause() */
+		pthread_cond_broadcast(&vm->exited_cond);
 		while (!atomic_load(&vm->stopping))
 			pthread_cond_wait(&vm->stop_cond, &vm->stop_lock);
+		vm->nr_hc_parked--;
 		pthread_mutex_unlock(&vm->stop_lock);
 		return HC_STOPPED;
 	case S2_HC_MIGRATE:

@@ -7,6 +7,7 @@
 
 static const struct s2_cmd cmds[] = {
 	{ "run", "launch a guest kernel (KVM, or s2vm's own threads without it)", cmd_run },
+	{ "ctl", "drive a running s2vm through its control API (--api-socket)", cmd_ctl },
 	{ "version", "print the version", cmd_version },
 };
 

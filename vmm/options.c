@@ -5,6 +5,7 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/un.h>
 
 #include "vmm/options.h"
 #include "s2vm/hypercall.h"
@@ -149,6 +150,10 @@ void run_opts_usage(FILE *f)
 		"                       ask for guest memory statistics every S seconds (0,\n"
 		"                       the default: never). schedule: each SIGUSR2 moves the\n"
 		"                       target to the next SIZE\n"
+		"      --api-socket path=PATH|fd=N\n"
+		"                       serve the control API (Cloud Hypervisor's REST API\n"
+		"                       and s2vm's memory endpoints) on a Unix socket, mode\n"
+		"                       0600; `s2vm ctl --api-socket PATH` is its client\n"
 		"  -h, --help           show this help and exit\n"
 		"  -V, --version        show the version and exit\n"
 		"\n"
@@ -644,6 +649,40 @@ int disk_opt_parse(const char *s, struct disk_opts *d, struct s2_err *e)
 	return r;
 }
 
+int api_opt_parse(const char *s, struct api_opts *o, struct s2_err *e)
+{
+	const char *v = s;
+
+	o->path = NULL;
+	o->fd = -1;
+	o->enabled = true;
+	if (!strncmp(s, "fd=", 3)) {
+		char *end;
+		long fd;
+
+		errno = 0;
+		fd = strtol(s + 3, &end, 10);
+		if (errno || end == s + 3 || *end || fd < 0 || fd > 65535)
+			return s2_err_set(e, -EINVAL, "--api-socket %s: fd= needs a descriptor number",
+					  s);
+		o->fd = (int)fd;
+		return 0;
+	}
+	if (!strncmp(s, "path=", 5))
+		v = s + 5;
+	if (!*v)
+		return s2_err_set(e, -EINVAL, "--api-socket %s: empty path", s);
+	if (strlen(v) >= sizeof(((struct sockaddr_un *)0)->sun_path))
+		return s2_err_set(e, -EINVAL, "--api-socket %s: path longer than %zu bytes", s,
+				  sizeof(((struct sockaddr_un *)0)->sun_path) - 1);
+	if (strchr(v, ','))
+		return s2_err_set(e, -EINVAL, "--api-socket %s: expected path=PATH or fd=N", s);
+	o->path = strdup(v);
+	if (!o->path)
+		return s2_err_set(e, -ENOMEM, "out of memory");
+	return 0;
+}
+
 enum balloon_key { BK_SIZE, BK_DEFLATE_ON_OOM, BK_FPR, BK_STATS_POLLING, BK_SCHEDULE, BK_NR };
 
 static const char *const balloon_keys[BK_NR] = { "size", "deflate_on_oom", "free_page_reporting",
@@ -896,6 +935,7 @@ static int run_opts_parse_all(int argc, char **argv, struct run_opts *o, struct 
 		{ "accel", required_argument, NULL, 'A' },
 		{ "disk", required_argument, NULL, 'D' },
 		{ "balloon", required_argument, NULL, 'B' },
+		{ "api-socket", required_argument, NULL, 'I' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -1021,6 +1061,13 @@ static int run_opts_parse_all(int argc, char **argv, struct run_opts *o, struct 
 				return r;
 			o->nr_disks++;
 			break;
+		case 'I':
+			if (o->api.enabled)
+				return s2_err_set(e, -EINVAL, "--api-socket: given more than once");
+			r = api_opt_parse(optarg, &o->api, e);
+			if (r)
+				return r;
+			break;
 		case 'B':
 			if (o->balloon.enabled)
 				return s2_err_set(e, -EINVAL, "--balloon: given more than once");
@@ -1086,4 +1133,6 @@ void run_opts_free(struct run_opts *o)
 		o->disks[i].path = NULL;
 	}
 	o->nr_disks = 0;
+	free(o->api.path);
+	o->api.path = NULL;
 }

@@ -85,6 +85,17 @@ struct balloon_opts {
 int balloon_opt_parse(const char *s, struct balloon_opts *b, struct s2_err *e)
 	__attribute__((warn_unused_result));
 
+/* --api-socket path=PATH | fd=N (Cloud Hypervisor's syntax; a bare PATH is a path). */
+struct api_opts {
+	bool enabled;
+	char *path; /* malloc'ed; NULL with fd */
+	int fd; /* a listening AF_UNIX socket passed in (libvirt), or -1 */
+};
+
+/* Parse --api-socket's value into @o. Returns 0 or -EINVAL with @e set. */
+int api_opt_parse(const char *s, struct api_opts *o, struct s2_err *e)
+	__attribute__((warn_unused_result));
+
 struct run_opts {
 	const char *kernel; /* path, points into argv */
 	uint64_t mem_size; /* bytes, multiple of 2 MiB */
@@ -103,6 +114,7 @@ struct run_opts {
 	unsigned nr_disks; /* --disk, in command-line order */
 	struct disk_opts disks[RUN_MAX_DISKS];
 	struct balloon_opts balloon; /* --balloon, at most once */
+	struct api_opts api; /* --api-socket, at most once */
 };
 
 #define RUN_OPTS_DEFAULT_MEM (128ull << 20)

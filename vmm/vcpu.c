@@ -135,8 +135,20 @@ static void *vcpu_thread(void *arg)
 		vm_stop(vm, VM_STOP_ERROR, 1);
 		goto out;
 	}
+	{
+		char name[16];
+
+		snprintf(name, sizeof(name), "vcpu%u", v->id); /* libvirt finds vCPUs so */
+		pthread_setname_np(pthread_self(), name);
+	}
 	while (!atomic_load(&vm->stopping)) {
-		uint64_t seq = mm_seq(&vm->mm);
+		uint64_t seq;
+
+		if (atomic_load(&vm->paused)) {
+			vm_pause_point(vm);
+			continue;
+		}
+		seq = mm_seq(&vm->mm);
 
 		if (vm->accel->vcpu_run(v, &v->exit)) {
 			vcpu_crash(v, v->exit.why);

@@ -307,6 +307,76 @@ void vm_stop(struct vm *vm, enum vm_stop_reason reason, int code)
 	}
 }
 
+void vm_pause_point(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->stop_lock);
+	vm->nr_paused++;
+	pthread_cond_broadcast(&vm->exited_cond);
+	while (atomic_load(&vm->paused) && !atomic_load(&vm->stopping))
+		pthread_cond_wait(&vm->stop_cond, &vm->stop_lock);
+	vm->nr_paused--;
+	pthread_mutex_unlock(&vm->stop_lock);
+}
+
+/* vCPUs not running guest code: paused, parked by the guest, or gone. Under stop_lock. */
+static unsigned vm_quiet_vcpus(const struct vm *vm)
+{
+	unsigned n = vm->nr_paused + vm->nr_hc_parked;
+
+	for (unsigned i = 0; i < vm->nr_vcpus; i++)
+		if (!vm->vcpus[i].started || atomic_load(&vm->vcpus[i].exited))
+			n++;
+	return n;
+}
+
+int vm_pause(struct vm *vm)
+{
+	uint64_t deadline = s2_now_ns() + 1000000000ull;
+	int r = 0;
+
+	pthread_mutex_lock(&vm->stop_lock);
+	if (atomic_load(&vm->paused)) {
+		pthread_mutex_unlock(&vm->stop_lock);
+		return -EALREADY;
+	}
+	atomic_store(&vm->paused, true);
+	while (vm_quiet_vcpus(vm) < vm->nr_vcpus && !atomic_load(&vm->stopping)) {
+		struct timespec ts;
+		uint64_t t;
+
+		if (s2_now_ns() > deadline) {
+			r = -ETIMEDOUT;
+			break;
+		}
+		/* a kick can land just before a vCPU re-enters: kick again every 5 ms */
+		vm_kick_all(vm);
+		clock_gettime(CLOCK_REALTIME, &ts);
+		t = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec + 5000000;
+		ts = (struct timespec){ .tv_sec = (time_t)(t / 1000000000ull),
+					.tv_nsec = (long)(t % 1000000000ull) };
+		pthread_cond_timedwait(&vm->exited_cond, &vm->stop_lock, &ts);
+	}
+	if (r) {
+		atomic_store(&vm->paused, false);
+		pthread_cond_broadcast(&vm->stop_cond);
+	}
+	pthread_mutex_unlock(&vm->stop_lock);
+	return r;
+}
+
+int vm_resume(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->stop_lock);
+	if (!atomic_load(&vm->paused)) {
+		pthread_mutex_unlock(&vm->stop_lock);
+		return -EALREADY;
+	}
+	atomic_store(&vm->paused, false);
+	pthread_cond_broadcast(&vm->stop_cond);
+	pthread_mutex_unlock(&vm->stop_lock);
+	return 0;
+}
+
 void vm_vcpu_exited(struct vcpu *v)
 {
 	pthread_mutex_lock(&v->vm->stop_lock);

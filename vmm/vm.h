@@ -84,6 +84,9 @@ struct vm {
 	pthread_cond_t stop_cond; /* parked vCPUs wait here */
 	pthread_cond_t exited_cond; /* a vCPU left its run loop (under stop_lock) */
 	atomic_bool stopping;
+	atomic_bool paused; /* vm_pause(): vCPUs wait at the top of their loop */
+	unsigned nr_paused; /* under stop_lock: vCPUs waiting because of paused */
+	unsigned nr_hc_parked; /* under stop_lock: vCPUs in the PARK hypercall */
 	enum vm_stop_reason stop_reason;
 	int exit_code; /* valid once stopping */
 	int done_efd; /* eventfd: written once when the VM stops */
@@ -146,6 +149,17 @@ void vm_signals_block(sigset_t *set);
  * SIGUSR2 call @on_signal (if set) with the signal number. Returns the process exit code.
  */
 int vm_run(struct vm *vm, void (*on_signal)(struct vm *vm, int signo, void *arg), void *arg);
+
+/*
+ * Pause: every vCPU leaves guest code and waits until vm_resume() (or the VM stops).
+ * Returns 0 once all have stopped running guest code, -EALREADY if paused already, or
+ * -ETIMEDOUT (then the VM is resumed again) if some did not within a second.
+ */
+int vm_pause(struct vm *vm);
+/* Resume after vm_pause(). Returns 0 or -EALREADY if not paused. */
+int vm_resume(struct vm *vm);
+/* Called by a vCPU's thread at the top of its loop: waits while the VM is paused. */
+void vm_pause_point(struct vm *vm);
 
 /* Called by a vCPU's thread when it leaves its run loop for good. */
 void vm_vcpu_exited(struct vcpu *v);

@@ -1,0 +1,56 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The control API: Cloud Hypervisor's REST API (the /api/v1 subset libvirt's ch driver
+ * uses) on a Unix socket, plus s2vm's memory endpoints. HTTP by libmicrohttpd, JSON by
+ * json-c. One server per VM, started beside a running guest (`s2vm run --api-socket`).
+ *
+ *   GET  /api/v1/vmm.ping            {"build_version", "version", "pid", "features"}
+ *   PUT  /api/v1/vmm.shutdown        204; the VM stops, s2vm exits
+ *   GET  /api/v1/vm.info             {"config": {cpus, memory, payload, ...}, "state",
+ *                                     "memory_actual_size"}
+ *   GET  /api/v1/vm.counters         per device counters
+ *   PUT  /api/v1/vm.pause, vm.resume 204 (409 if already in that state)
+ *   PUT  /api/v1/vm.shutdown         204; the guest stops
+ *   PUT  /api/v1/vm.resize           {"desired_balloon": BYTES}: the balloon target, 204
+ *   GET  /api/v1/vm.memory           the --stats=json document, live
+ *   PUT  /api/v1/vm.migrate-memory   {"host_node": N, "guest_node": G} or
+ *                                    {"host_node": N, "ranges": [{"gpa", "len"}, ...]}:
+ *                                    200 with the migration's result
+ * Errors: 400 (malformed JSON, wrong types, missing fields, bad values), 404 (unknown
+ * endpoint), 405 (wrong method, with Allow), 409 (wrong state), 413 (body over 64 KiB),
+ * 500; each with a JSON body {"error": "..."}. The socket is created mode 0600.
+ */
+#ifndef S2VM_API_H
+#define S2VM_API_H
+
+#include <stdint.h>
+
+#include "vmm/err.h"
+#include "vmm/options.h"
+#include "vmm/vm.h"
+
+struct vballoon;
+
+#define API_MAX_BODY (64u << 10)
+
+struct api;
+
+/* What the API may act on besides the VM. */
+struct api_ctx {
+	struct vm *vm;
+	struct vballoon *balloon; /* NULL without --balloon */
+	const char *kernel; /* for vm.info */
+	const char *cmdline;
+};
+
+/*
+ * Listen on @o (create and bind the socket, mode 0600, or take the passed one) and serve
+ * @ctx on libmicrohttpd's own threads. Returns 0 with *@out, or -errno with @e set.
+ */
+int api_start(const struct api_opts *o, const struct api_ctx *ctx, struct api **out,
+	      struct s2_err *e) __attribute__((warn_unused_result));
+
+/* Stop serving, close the socket, remove the path it created. NULL is fine. */
+void api_stop(struct api *a);
+
+#endif
