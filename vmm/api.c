@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <json-c/json.h>
 #include <microhttpd.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -15,16 +16,27 @@
 
 #include "mm/migrate.h"
 #include "vmm/api.h"
+#include "vmm/api_req.h"
 #include "vmm/options.h"
 #include "vmm/stats.h"
 #include "vmm/version.h"
 #include "vmm/virtio_balloon.h"
 #include "vmm/virtio_blk.h"
 
-/* The Cloud Hypervisor release whose API this one follows (libvirt checks >= 15). */
-#define API_CH_VERSION "v40.0.0"
+
+enum api_state {
+	API_EMPTY, /* no VM: waiting for vm.create */
+	API_CREATED, /* vm.create gave a config: waiting for vm.boot */
+	API_BOOTING, /* vm.boot: the main thread builds the VM (api_wait_boot returned) */
+	API_ATTACHED, /* a VM runs: ctx.vm is set */
+	API_QUIT, /* vmm.shutdown before any VM */
+};
 
 struct api {
+	pthread_mutex_t lock; /* state, ctx, cfg */
+	pthread_cond_t cond; /* state changed */
+	enum api_state state;
+	struct run_opts cfg; /* API_CREATED, API_BOOTING: from vm.create */
 	struct api_ctx ctx;
 	struct MHD_Daemon *d;
 	int fd;
@@ -115,9 +127,48 @@ static const char *vm_state(struct vm *vm)
 	return atomic_load(&vm->paused) ? "Paused" : "Running";
 }
 
+/* vm.info before the VM runs: the config vm.create gave, state Created. */
+static void info_created(struct api *api, struct answer *a)
+{
+	json_object *o = json_object_new_object(), *cfg = json_object_new_object();
+	json_object *cpus = json_object_new_object(), *mem = json_object_new_object();
+	json_object *payload = json_object_new_object();
+
+	pthread_mutex_lock(&api->lock);
+	if (api->state == API_EMPTY || api->state == API_QUIT) {
+		pthread_mutex_unlock(&api->lock);
+		json_object_put(o);
+		json_object_put(cfg);
+		json_object_put(cpus);
+		json_object_put(mem);
+		json_object_put(payload);
+		return fail(a, 404, "no VM: vm.create first");
+	}
+	json_object_object_add(cpus, "boot_vcpus", json_object_new_int((int)api->cfg.vcpus));
+	json_object_object_add(cpus, "max_vcpus", json_object_new_int((int)api->cfg.vcpus));
+	json_object_object_add(cfg, "cpus", cpus);
+	json_object_object_add(mem, "size", json_object_new_uint64(api->cfg.mem_size));
+	json_object_object_add(cfg, "memory", mem);
+	json_object_object_add(payload, "kernel", json_object_new_string(api->cfg.kernel));
+	json_object_object_add(payload, "cmdline", json_object_new_string(api->cfg.guest_args));
+	json_object_object_add(cfg, "payload", payload);
+	json_object_object_add(o, "config", cfg);
+	json_object_object_add(o, "state", json_object_new_string("Created"));
+	json_object_object_add(o, "memory_actual_size", json_object_new_uint64(api->cfg.mem_size));
+	pthread_mutex_unlock(&api->lock);
+	a->status = 200;
+	a->body = o;
+}
+
 static void ep_info(struct api *api, json_object *in, struct answer *a)
 {
-	struct vm *vm = api->ctx.vm;
+	struct vm *vm;
+
+	pthread_mutex_lock(&api->lock);
+	vm = api->state == API_ATTACHED ? api->ctx.vm : NULL;
+	pthread_mutex_unlock(&api->lock);
+	if (!vm)
+		return info_created(api, a);
 	json_object *o = json_object_new_object(), *cfg = json_object_new_object();
 	json_object *cpus = json_object_new_object(), *mem = json_object_new_object();
 	json_object *payload = json_object_new_object(), *con = json_object_new_object();
@@ -347,28 +398,115 @@ static void ep_migrate(struct api *api, json_object *in, struct answer *a)
 static void ep_vmm_shutdown(struct api *api, json_object *in, struct answer *a)
 {
 	(void)in;
-	vm_stop(api->ctx.vm, VM_STOP_SIGNAL, 0);
+	pthread_mutex_lock(&api->lock);
+	if (api->state == API_ATTACHED) {
+		vm_stop(api->ctx.vm, VM_STOP_SIGNAL, 0);
+	} else if (api->state != API_BOOTING) {
+		api->state = API_QUIT;
+		pthread_cond_broadcast(&api->cond);
+	}
+	pthread_mutex_unlock(&api->lock);
 	a->status = 204;
+}
+
+/* The request's raw body (vm.create parses it itself). */
+static __thread const char *req_body;
+static __thread size_t req_len;
+
+static void ep_create(struct api *api, json_object *in, struct answer *a)
+{
+	struct s2_err e = { "" };
+	struct run_opts o;
+
+	(void)in;
+	pthread_mutex_lock(&api->lock);
+	if (api->state != API_EMPTY) {
+		pthread_mutex_unlock(&api->lock);
+		return fail(a, 409, "a VM was created already (vm.delete it first)");
+	}
+	pthread_mutex_unlock(&api->lock);
+	if (!req_len)
+		return fail(a, 400, "vm.create needs a JSON body (a VmConfig)");
+	if (api_create_parse(req_body, req_len, &o, &e))
+		return fail(a, 400, "vm.create: %s", e.msg);
+	pthread_mutex_lock(&api->lock);
+	if (api->state != API_EMPTY) { /* another create won the race */
+		pthread_mutex_unlock(&api->lock);
+		run_opts_free(&o);
+		return fail(a, 409, "a VM was created already (vm.delete it first)");
+	}
+	api->cfg = o;
+	api->state = API_CREATED;
+	pthread_mutex_unlock(&api->lock);
+	a->status = 204;
+}
+
+static void ep_boot(struct api *api, json_object *in, struct answer *a)
+{
+	(void)in;
+	pthread_mutex_lock(&api->lock);
+	if (api->state != API_CREATED) {
+		enum api_state st = api->state;
+
+		pthread_mutex_unlock(&api->lock);
+		return fail(a, 409, st == API_EMPTY ? "no VM: vm.create first" :
+						     "the VM is booted already");
+	}
+	api->state = API_BOOTING;
+	pthread_cond_broadcast(&api->cond);
+	/* answer once the VM runs (or failed to start), as Cloud Hypervisor does */
+	while (api->state == API_BOOTING)
+		pthread_cond_wait(&api->cond, &api->lock);
+	pthread_mutex_unlock(&api->lock);
+	if (api->state == API_QUIT)
+		return fail(a, 500, "the VM could not be started (see s2vm's standard error)");
+	a->status = 204;
+}
+
+static void ep_delete(struct api *api, json_object *in, struct answer *a)
+{
+	(void)in;
+	pthread_mutex_lock(&api->lock);
+	if (api->state == API_CREATED) {
+		run_opts_free(&api->cfg);
+		api->state = API_EMPTY;
+	} else if (api->state == API_ATTACHED) {
+		vm_stop(api->ctx.vm, VM_STOP_SIGNAL, 0);
+	}
+	pthread_mutex_unlock(&api->lock);
+	a->status = 204;
+}
+
+static void ep_reboot(struct api *api, json_object *in, struct answer *a)
+{
+	(void)api;
+	(void)in;
+	fail(a, 409, "s2vm cannot reboot a guest in place: shut it down and boot it again");
 }
 
 struct endpoint {
 	const char *name; /* after /api/v1/ */
 	const char *method;
 	bool body; /* takes a JSON body */
+	bool vm; /* needs a running VM */
 	void (*fn)(struct api *api, json_object *in, struct answer *a);
 };
 
 static const struct endpoint endpoints[] = {
-	{ "vmm.ping", "GET", false, ep_ping },
-	{ "vmm.shutdown", "PUT", false, ep_vmm_shutdown },
-	{ "vm.info", "GET", false, ep_info },
-	{ "vm.counters", "GET", false, ep_counters },
-	{ "vm.pause", "PUT", false, ep_pause },
-	{ "vm.resume", "PUT", false, ep_resume },
-	{ "vm.shutdown", "PUT", false, ep_shutdown },
-	{ "vm.resize", "PUT", true, ep_resize },
-	{ "vm.memory", "GET", false, ep_memory },
-	{ "vm.migrate-memory", "PUT", true, ep_migrate },
+	{ "vmm.ping", "GET", false, false, ep_ping },
+	{ "vmm.shutdown", "PUT", false, false, ep_vmm_shutdown },
+	{ "vm.create", "PUT", false, false, ep_create }, /* the raw body: api_create_parse() */
+	{ "vm.boot", "PUT", false, false, ep_boot },
+	{ "vm.delete", "PUT", false, false, ep_delete },
+	{ "vm.info", "GET", false, false, ep_info },
+	{ "vm.counters", "GET", false, true, ep_counters },
+	{ "vm.pause", "PUT", false, true, ep_pause },
+	{ "vm.resume", "PUT", false, true, ep_resume },
+	{ "vm.shutdown", "PUT", false, true, ep_shutdown },
+	{ "vm.reboot", "PUT", false, true, ep_reboot },
+	{ "vm.resize", "PUT", true, true, ep_resize },
+	{ "vm.memory", "GET", false, true, ep_memory },
+	{ "vm.migrate-memory", "PUT", true, true, ep_migrate },
 };
 
 /* ---- the server ---- */
@@ -436,6 +574,17 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 		json_object_put(o);
 		return ret;
 	}
+	if (ep->vm) {
+		bool up;
+
+		pthread_mutex_lock(&api->lock);
+		up = api->state == API_ATTACHED;
+		pthread_mutex_unlock(&api->lock);
+		if (!up)
+			return send_error(c, 409, "no VM is running (vm.create, then vm.boot)");
+	}
+	req_body = rq->body;
+	req_len = rq->len;
 	if (ep->body) {
 		enum json_tokener_error je = json_tokener_success;
 
@@ -483,6 +632,9 @@ int api_start(const struct api_opts *o, const struct api_ctx *ctx, struct api **
 		return s2_err_set(e, -ENOMEM, "out of memory");
 	a->ctx = *ctx;
 	a->fd = o->fd;
+	pthread_mutex_init(&a->lock, NULL);
+	pthread_cond_init(&a->cond, NULL);
+	a->state = ctx->vm ? API_ATTACHED : API_EMPTY;
 	if (o->path) {
 		struct sockaddr_un sa = { .sun_family = AF_UNIX };
 		mode_t um;
@@ -550,5 +702,37 @@ void api_stop(struct api *a)
 		unlink(a->path);
 		free(a->path);
 	}
+	if (a->state == API_CREATED || a->state == API_BOOTING)
+		run_opts_free(&a->cfg);
+	pthread_mutex_destroy(&a->lock);
+	pthread_cond_destroy(&a->cond);
 	free(a);
+}
+
+int api_wait_boot(struct api *a, struct run_opts *o)
+{
+	pthread_mutex_lock(&a->lock);
+	while (a->state != API_BOOTING && a->state != API_QUIT)
+		pthread_cond_wait(&a->cond, &a->lock);
+	if (a->state == API_QUIT) {
+		pthread_mutex_unlock(&a->lock);
+		return 1;
+	}
+	*o = a->cfg; /* the caller owns it now */
+	memset(&a->cfg, 0, sizeof(a->cfg));
+	pthread_mutex_unlock(&a->lock);
+	return 0;
+}
+
+void api_attach(struct api *a, const struct api_ctx *ctx)
+{
+	pthread_mutex_lock(&a->lock);
+	if (ctx) {
+		a->ctx = *ctx;
+		a->state = API_ATTACHED;
+	} else if (a->state == API_BOOTING) {
+		a->state = API_QUIT; /* the VM could not be made */
+	}
+	pthread_cond_broadcast(&a->cond);
+	pthread_mutex_unlock(&a->lock);
 }

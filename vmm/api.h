@@ -5,6 +5,9 @@
  * json-c. One server per VM, started beside a running guest (`s2vm run --api-socket`).
  *
  *   GET  /api/v1/vmm.ping            {"build_version", "version", "pid", "features"}
+ *   PUT  /api/v1/vm.create           a VmConfig (api_req.h); 204, 409 if one exists
+ *   PUT  /api/v1/vm.boot             204 once the VM runs; 409 without vm.create
+ *   PUT  /api/v1/vm.delete           forget the config, or stop the VM; 204
  *   PUT  /api/v1/vmm.shutdown        204; the VM stops, s2vm exits
  *   GET  /api/v1/vm.info             {"config": {cpus, memory, payload, ...}, "state",
  *                                     "memory_actual_size"}
@@ -32,6 +35,8 @@
 struct vballoon;
 
 #define API_MAX_BODY (64u << 10)
+/* The Cloud Hypervisor release whose API this one follows (libvirt wants >= 15). */
+#define API_CH_VERSION "v40.0.0"
 
 struct api;
 
@@ -49,6 +54,16 @@ struct api_ctx {
  */
 int api_start(const struct api_opts *o, const struct api_ctx *ctx, struct api **out,
 	      struct s2_err *e) __attribute__((warn_unused_result));
+
+/*
+ * Without a VM (@ctx->vm NULL at api_start): wait until vm.create and vm.boot gave a
+ * config, and move it to @o (the caller frees it with run_opts_free()). Returns 0, or 1
+ * if vmm.shutdown came first (s2vm exits).
+ */
+int api_wait_boot(struct api *a, struct run_opts *o);
+
+/* The VM now runs (@ctx), or could not be made (NULL): vm.boot answers. */
+void api_attach(struct api *a, const struct api_ctx *ctx);
 
 /* Stop serving, close the socket, remove the path it created. NULL is fine. */
 void api_stop(struct api *a);

@@ -118,6 +118,29 @@ int cmd_run(int argc, char **argv)
 		return 2;
 	}
 
+	if (!o.kernel) {
+		/* no KERNEL: serve the API and wait for vm.create + vm.boot (libvirt's way) */
+		struct api_ctx actx = { 0 };
+		struct run_opts c;
+
+		if (api_start(&o.api, &actx, &api, &e)) {
+			fprintf(stderr, "s2vm run: %s\n", e.msg);
+			run_opts_free(&o);
+			return 2;
+		}
+		if (api_wait_boot(api, &c)) { /* vmm.shutdown before any VM */
+			api_stop(api);
+			run_opts_free(&o);
+			return 0;
+		}
+		o.mem_size = c.mem_size;
+		o.vcpus = c.vcpus;
+		o.kernel = o.kernel_owned = c.kernel_owned;
+		free(o.guest_args);
+		o.guest_args = c.guest_args;
+		o.nr_disks = c.nr_disks;
+		memcpy(o.disks, c.disks, sizeof(o.disks));
+	}
 	code = 2;
 	kernel = read_file(o.kernel, &klen, &e);
 	if (!kernel) {
@@ -207,7 +230,9 @@ int cmd_run(int argc, char **argv)
 		struct api_ctx actx = { .vm = &vm, .balloon = balloon, .kernel = o.kernel,
 					.cmdline = o.guest_args };
 
-		if (api_start(&o.api, &actx, &api, &e)) {
+		if (api)
+			api_attach(api, &actx); /* vm.boot answers now */
+		else if (api_start(&o.api, &actx, &api, &e)) {
 			fprintf(stderr, "s2vm run: %s\n", e.msg);
 			goto out_vm;
 		}
@@ -235,7 +260,11 @@ int cmd_run(int argc, char **argv)
 	if (o.stats != RUN_STATS_NONE)
 		vm_stats_print(&vm, o.stats, o.stats == RUN_STATS_JSON ? stdout : stderr);
 out_vm:
-	api_stop(api);
+	if (api) {
+		api_attach(api, NULL); /* a vm.boot waiting: the VM could not be made */
+		api_stop(api);
+		api = NULL;
+	}
 	vballoon_close(balloon); /* before the memory manager goes */
 	balloon = NULL;
 	for (unsigned i = 0; i < o.nr_disks; i++) {
@@ -249,6 +278,10 @@ out_disks:
 out_kernel:
 	free(kernel);
 out_opts:
+	if (api) {
+		api_attach(api, NULL); /* a vm.boot waiting: the VM could not be made */
+		api_stop(api);
+	}
 	run_opts_free(&o);
 	return code;
 }

@@ -1102,8 +1102,12 @@ static int run_opts_parse_all(int argc, char **argv, struct run_opts *o, struct 
 	r = run_opts_check(o, churn_arg, e);
 	if (r)
 		return r;
+	if (optind >= nargs && o->api.enabled && !nguest)
+		return RUN_OPTS_OK; /* no KERNEL: the control API's vm.create gives it */
 	if (optind >= nargs)
-		return s2_err_set(e, -EINVAL, "missing KERNEL (an ELF64 guest image)");
+		return s2_err_set(e, -EINVAL, "missing KERNEL (an ELF64 guest image)%s",
+				  o->api.enabled ? " (or no guest arguments: with --api-socket "
+						   "alone, vm.create gives the kernel)" : "");
 	if (optind + 1 < nargs)
 		return s2_err_set(e, -EINVAL,
 				  "unexpected argument '%s' (guest arguments go after \"--\")",
@@ -1135,4 +1139,6 @@ void run_opts_free(struct run_opts *o)
 	o->nr_disks = 0;
 	free(o->api.path);
 	o->api.path = NULL;
+	free(o->kernel_owned);
+	o->kernel_owned = NULL;
 }

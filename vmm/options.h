@@ -97,7 +97,9 @@ int api_opt_parse(const char *s, struct api_opts *o, struct s2_err *e)
 	__attribute__((warn_unused_result));
 
 struct run_opts {
-	const char *kernel; /* path, points into argv */
+	const char *kernel; /* path, points into argv or kernel_owned; NULL: wait for the
+			     * control API's vm.create (--api-socket without KERNEL) */
+	char *kernel_owned; /* malloc'ed (vm.create), or NULL */
 	uint64_t mem_size; /* bytes, multiple of 2 MiB */
 	unsigned vcpus; /* >= 1; the KVM limit is checked when the VM is created */
 	char *guest_args; /* malloc'ed, "" when none; space-joined words after "--" */
@@ -118,6 +120,8 @@ struct run_opts {
 };
 
 #define RUN_OPTS_DEFAULT_MEM (128ull << 20)
+#define RUN_MAX_VCPUS 4096
+#define RUN_MAX_MEM (1ull << 40) /* guest RAM: pool offsets fit 40 bits */
 
 enum run_opts_result {
 	RUN_OPTS_OK = 0,

@@ -12,6 +12,8 @@
   seeds.py virtq OUTDIR STAMP            virtqueues as guestos's driver and blkbad build
                                          them: good chains (direct, indirect, mixed) and
                                          each malformed kind of docs/DEVICES.md
+  seeds.py api OUTDIR STAMP              vm.create bodies: libvirt's, payload form,
+                                         disks, wrong types, truncated
   seeds.py balloon OUTDIR STAMP          balloon inflate/deflate buffers: shuffled,
                                          duplicate, outside RAM, partial entries
 
@@ -19,6 +21,7 @@ OUTDIR is emptied first, so seeds of removed cases do not linger; STAMP is touch
 for meson. Nothing is written into the source tree.
 """
 import configparser
+import json
 import os
 import shlex
 import shutil
@@ -224,6 +227,26 @@ def balloon_seeds():
     }
 
 
+# tests/fuzz/fuzz_api.c's input: a vm.create body.
+def api_seeds():
+    k = {"path": "/boot/guest.elf"}
+    return {
+        "libvirt": json.dumps({"cpus": {"boot_vcpus": 2, "max_vcpus": 2},
+                               "memory": {"size": 268435456}, "kernel": k,
+                               "cmdline": {"args": "seconds=5"},
+                               "disks": [{"path": "/tmp/d.img"}],
+                               "serial": {"mode": "Pty"}, "console": {"mode": "Off"}}).encode(),
+        "payload": json.dumps({"payload": {"kernel": "/k.elf", "cmdline": "a=b"},
+                               "memory": {"size": 2097152}}).encode(),
+        "disks": json.dumps({"kernel": k, "disks": [{"path": "/a", "readonly": True},
+                                                    {"path": "/b"}]}).encode(),
+        "bad-types": json.dumps({"kernel": k, "memory": {"size": -1},
+                                 "cpus": {"boot_vcpus": "2"}}).encode(),
+        "nested": b'{"kernel": {"path": "/k"}, "x": [[[[{"y": null}]]]]}',
+        "truncated": b'{"kernel": {"path": "/k"',
+    }
+
+
 def main():
     if len(sys.argv) < 4:
         sys.exit(__doc__)
@@ -243,6 +266,8 @@ def main():
         seeds = options_seeds(sys.argv[4])
     elif kind == "decode" and len(sys.argv) == 4:
         seeds = decode_seeds()
+    elif kind == "api" and len(sys.argv) == 4:
+        seeds = api_seeds()
     elif kind == "balloon" and len(sys.argv) == 4:
         seeds = balloon_seeds()
     elif kind == "virtq" and len(sys.argv) == 4:

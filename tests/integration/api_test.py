@@ -59,6 +59,19 @@ def call(sock, method, ep, body=None, headers=None):
     return r.status, doc, r
 
 
+def wait_ready(sock, seconds=10):
+    """Until the server answers (the socket file appears at bind, before listen)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if call(sock, "GET", "vmm.ping")[0] == 200:
+                return True
+        except OSError:
+            pass
+        time.sleep(0.02)
+    return check(False, f"{sock}: the server did not answer within {seconds} s")
+
+
 def expect(sock, method, ep, status, body=None, what=None, headers=None):
     st, doc, r = call(sock, method, ep, body, headers)
     ok = check(st == status, f"{what or method + ' ' + ep}: status {st}, want {status}: {doc}")
@@ -85,10 +98,7 @@ def main():
            "--balloon", "size=0", "--api-socket", "path=" + sock, "--", "seconds=25"]
     print("$ " + " ".join(cmd), flush=True)
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    for _ in range(200):
-        if os.path.exists(sock):
-            break
-        time.sleep(0.02)
+    wait_ready(sock)
     try:
         run(a, sock)
     finally:
@@ -106,6 +116,7 @@ def main():
         check(not os.path.exists(sock), "the socket was not removed at exit")
     shutdown_test(a, "vm.shutdown")
     shutdown_test(a, "vmm.shutdown")
+    vmm_mode_test(a)
     print(f"api_test: {'FAIL' if FAILS else 'PASS'} ({len(FAILS)} failures)")
     return 1 if FAILS else 0
 
@@ -262,6 +273,88 @@ def run(a, sock):
     # the guest now runs to its end and reports what it checked (main() waits)
 
 
+def libvirt_put(sock, ep, body=None):
+    """A PUT as libvirt's ch driver sends it: chunked, with Expect: 100-continue."""
+    c = UnixConn(sock)
+    c.putrequest("PUT", "/api/v1/" + ep)
+    c.putheader("Transfer-Encoding", "chunked")
+    c.putheader("Expect", "100-continue")
+    if body is not None:
+        c.putheader("Content-Type", "application/json")
+    c.endheaders()
+    data = json.dumps(body).encode() if body is not None else b""
+    if data:
+        c.send(b"%x\r\n%s\r\n" % (len(data), data))
+    c.send(b"0\r\n\r\n")
+    r = c.getresponse()
+    raw = r.read()
+    c.close()
+    return r.status, raw
+
+
+def vmm_mode_test(a):
+    """`s2vm --api-socket` with no kernel, and `cloud-hypervisor` (a symlink) as libvirt runs
+    it: vm.create and vm.boot build the VM; wrong orders get 409."""
+    tmp = tempfile.mkdtemp(prefix="s2vm-api-")
+    sock = os.path.join(tmp, "api.sock")
+    ch = os.path.join(tmp, "cloud-hypervisor")
+    os.symlink(os.path.abspath(a.s2vm), ch)
+    r = subprocess.run([ch, "--version"], capture_output=True, text=True, timeout=10)
+    check(r.returncode == 0 and r.stdout.startswith("cloud-hypervisor v") and
+          int(r.stdout.split()[1][1:].split(".")[0]) >= 15 and "s2vm" in r.stdout,
+          f"cloud-hypervisor --version: {r.stdout!r}")
+    # libvirt hands over a listening socket: --api-socket fd=N
+    ls = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    ls.bind(sock)
+    ls.listen(16)
+    p = subprocess.Popen([ch, "--api-socket", f"fd={ls.fileno()}"], pass_fds=[ls.fileno()],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    ls.close()
+    wait_ready(sock)
+    expect(sock, "GET", "vm.info", 404, what="vm.info before vm.create")
+    expect(sock, "PUT", "vm.boot", 409, what="vm.boot before vm.create")
+    expect(sock, "PUT", "vm.pause", 409, what="vm.pause without a VM")
+    for body, what in [(b"{}", "no kernel"), (b"{bad", "malformed"),
+                       ({"memory": {"size": 3 << 20}, "payload": {"kernel": "/x"}}, "odd memory"),
+                       ({"cpus": {"boot_vcpus": 0}, "payload": {"kernel": "/x"}}, "0 vCPUs"),
+                       ({"memory": "lots", "payload": {"kernel": "/x"}}, "memory a string"),
+                       ({"payload": {"kernel": "/x"}, "disks": [{"readonly": True}]}, "disk w/o path")]:
+        expect(sock, "PUT", "vm.create", 400, body, what="vm.create: " + what)
+    cfg = {"cpus": {"boot_vcpus": 2, "max_vcpus": 2}, "memory": {"size": 64 << 20},
+           "kernel": {"path": os.path.join(os.path.abspath(a.images), "migstress.elf")},
+           "cmdline": {"args": "seconds=3"}, "serial": {"mode": "Pty"}, "console": {"mode": "Off"}}
+    st, raw = libvirt_put(sock, "vm.create", cfg)
+    check(st == 204, f"vm.create (libvirt style): {st} {raw!r}")
+    doc, _ = expect(sock, "GET", "vm.info", 200, what="vm.info after vm.create")
+    check(doc and doc["state"] == "Created" and doc["config"]["memory"]["size"] == 64 << 20,
+          f"vm.info after create: {doc}")
+    expect(sock, "PUT", "vm.create", 409, cfg, what="vm.create twice")
+    st, raw = libvirt_put(sock, "vm.boot")
+    check(st == 204, f"vm.boot (libvirt style): {st} {raw!r}")
+    doc, _ = expect(sock, "GET", "vm.info", 200, what="vm.info after vm.boot")
+    check(doc and doc["state"] == "Running" and doc["config"]["cpus"]["boot_vcpus"] == 2,
+          f"vm.info after boot: {doc}")
+    expect(sock, "PUT", "vm.boot", 409, what="vm.boot twice")
+    st, raw = libvirt_put(sock, "vm.pause")
+    check(st == 204, f"vm.pause (libvirt style): {st}")
+    st, raw = libvirt_put(sock, "vm.resume")
+    check(st == 204, f"vm.resume (libvirt style): {st}")
+    try:
+        out, err = p.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        out, err = p.communicate()
+    check(p.returncode == 0 and "2 vCPUs" in out and "0 mismatches" in out,
+          f"the vm.create guest: exit {p.returncode}, stdout tail {out[-300:]!r}, stderr {err[-300:]!r}")
+    # vmm.shutdown before any VM: exits 0
+    p = subprocess.Popen([a.s2vm, "--api-socket", "path=" + sock + "2"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_ready(sock + "2")
+    expect(sock + "2", "PUT", "vmm.shutdown", 204, what="vmm.shutdown without a VM")
+    p.wait(timeout=20)
+    check(p.returncode == 0, f"vmm.shutdown without a VM: exit {p.returncode}")
+
+
 def shutdown_test(a, ep):
     """vm.shutdown / vmm.shutdown stop a guest that would run for a minute, at once."""
     tmp = tempfile.mkdtemp(prefix="s2vm-api-")
@@ -269,10 +362,7 @@ def shutdown_test(a, ep):
     p = subprocess.Popen([a.s2vm, "run", os.path.join(a.images, "migstress.elf"), "--accel",
                           a.accel, "--mem", "32M", "--api-socket", sock, "--", "seconds=60"],
                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    for _ in range(200):
-        if os.path.exists(sock):
-            break
-        time.sleep(0.02)
+    wait_ready(sock)
     t0 = time.monotonic()
     expect(sock, "PUT", ep, 204)
     try:
