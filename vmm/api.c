@@ -185,8 +185,11 @@ static void ep_info(struct api *api, json_object *in, struct answer *a)
 	if (api->ctx.cmdline)
 		json_object_object_add(payload, "cmdline", json_object_new_string(api->ctx.cmdline));
 	json_object_object_add(cfg, "payload", payload);
-	/* the guest's console is s2vm's standard output */
-	json_object_object_add(con, "mode", json_object_new_string("Tty"));
+	/* the guest's console is s2vm's standard output, and a pty if vm.create asked */
+	json_object_object_add(con, "mode", json_object_new_string(vm->console_fd >= 0 ? "Pty" :
+											   "Tty"));
+	if (vm->console_fd >= 0)
+		json_object_object_add(con, "file", json_object_new_string(vm->console_path));
 	json_object_object_add(cfg, "console", json_object_get(con));
 	json_object_object_add(cfg, "serial", con);
 	json_object_object_add(o, "config", cfg);

@@ -136,6 +136,18 @@ int api_create_parse(const char *body, size_t len, struct run_opts *o, struct s2
 		goto out;
 	}
 	o->kernel = o->kernel_owned;
+	/* serial or console "Pty" (libvirt): the console is also copied to a pty */
+	for (const char *const *k = (const char *const[]){ "serial", "console", NULL }; *k; k++) {
+		json_object *dev = member(root, *k, json_type_object, &bad);
+		const char *mode = NULL;
+
+		if (bad || (dev && str_member(dev, "mode", &mode, e, *k))) {
+			r = bad ? s2_err_set(e, -EINVAL, "%s: expected an object", *k) : -EINVAL;
+			goto out;
+		}
+		if (mode && !strcmp(mode, "Pty"))
+			o->console_pty = true;
+	}
 	for (size_t i = 0; disks && i < json_object_array_length(disks); i++) {
 		json_object *d = json_object_array_get_idx(disks, i);
 		const char *path = NULL;

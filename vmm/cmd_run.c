@@ -140,6 +140,7 @@ int cmd_run(int argc, char **argv)
 		o.guest_args = c.guest_args;
 		o.nr_disks = c.nr_disks;
 		memcpy(o.disks, c.disks, sizeof(o.disks));
+		o.console_pty = c.console_pty;
 	}
 	code = 2;
 	kernel = read_file(o.kernel, &klen, &e);
@@ -193,6 +194,10 @@ int cmd_run(int argc, char **argv)
 	cfg.nr_vcpus = o.vcpus;
 	cfg.guest_args = o.guest_args;
 	if (vm_create(&vm, &cfg, &e)) {
+		fprintf(stderr, "s2vm run: %s\n", e.msg);
+		goto out_vm;
+	}
+	if (o.console_pty && vm_console_pty(&vm, &e)) {
 		fprintf(stderr, "s2vm run: %s\n", e.msg);
 		goto out_vm;
 	}

@@ -51,9 +51,15 @@ static int64_t hc_report(struct vm *vm, const uint64_t *a)
 		return r;
 	memcpy(&d, &a[2], sizeof(d));
 	print_value(val, sizeof(val), d);
-	pthread_mutex_lock(&vm->out_lock);
-	fprintf(stdout, "report: %s=%s%s%s\n", name, val, unit[0] ? " " : "", unit);
-	fflush(stdout);
+	{
+		char line[512];
+		int n = snprintf(line, sizeof(line), "report: %s=%s%s%s\n", name, val,
+				 unit[0] ? " " : "", unit);
+
+		pthread_mutex_lock(&vm->out_lock);
+		vm_console_write(vm, line, n < (int)sizeof(line) ? (size_t)n : sizeof(line) - 1);
+		fflush(stdout);
+	}
 	pthread_mutex_unlock(&vm->out_lock);
 	return 0;
 }
@@ -72,7 +78,7 @@ static int64_t hc_console(struct vm *vm, const uint64_t *a)
 
 		if (mm_guest_read(&vm->mm, a[0] + off, buf, n))
 			break;
-		fwrite(buf, 1, n, stdout);
+		vm_console_write(vm, buf, n);
 		off += n;
 	}
 	fflush(stdout);

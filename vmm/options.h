@@ -117,6 +117,7 @@ struct run_opts {
 	struct disk_opts disks[RUN_MAX_DISKS];
 	struct balloon_opts balloon; /* --balloon, at most once */
 	struct api_opts api; /* --api-socket, at most once */
+	bool console_pty; /* copy the console to a pty (vm.create's serial/console "Pty") */
 };
 
 #define RUN_OPTS_DEFAULT_MEM (128ull << 20)

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <poll.h>
 #include <signal.h>
@@ -9,6 +10,7 @@
 #include <sys/eventfd.h>
 #include <sys/signalfd.h>
 #include <sys/sysinfo.h>
+#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -68,6 +70,7 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, struct s2_err *e)
 	vm->accel = cfg->accel;
 	vm->done_efd = -1;
 	pthread_mutex_init(&vm->out_lock, NULL);
+	vm->console_fd = -1;
 	pthread_mutex_init(&vm->stop_lock, NULL);
 	pthread_cond_init(&vm->stop_cond, NULL);
 	pthread_cond_init(&vm->exited_cond, NULL);
@@ -307,6 +310,41 @@ void vm_stop(struct vm *vm, enum vm_stop_reason reason, int code)
 	}
 }
 
+int vm_console_pty(struct vm *vm, struct s2_err *e)
+{
+	struct termios t;
+	int fd = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC), sfd;
+
+	if (fd < 0 || grantpt(fd) || unlockpt(fd) ||
+	    ptsname_r(fd, vm->console_path, sizeof(vm->console_path))) {
+		int r = -errno;
+
+		if (fd >= 0)
+			close(fd);
+		return s2_err_set(e, r, "serial pty: %s", strerror(-r));
+	}
+	/* raw: the guest's bytes as they are, and no echo back into a master nobody reads */
+	sfd = open(vm->console_path, O_RDWR | O_NOCTTY | O_CLOEXEC);
+	if (sfd >= 0) {
+		if (!tcgetattr(sfd, &t)) {
+			cfmakeraw(&t);
+			(void)tcsetattr(sfd, TCSANOW, &t);
+		}
+		close(sfd);
+	}
+	(void)fcntl(fd, F_SETFL, O_NONBLOCK);
+	vm->console_fd = fd;
+	return 0;
+}
+
+void vm_console_write(struct vm *vm, const char *buf, size_t len)
+{
+	fwrite(buf, 1, len, stdout);
+	if (vm->console_fd >= 0 && write(vm->console_fd, buf, len) < 0) {
+		/* full (nobody reads) or closed: the pty copy is best effort */
+	}
+}
+
 void vm_pause_point(struct vm *vm)
 {
 	pthread_mutex_lock(&vm->stop_lock);
@@ -493,6 +531,9 @@ void vm_destroy(struct vm *vm)
 	free(vm->guest_args);
 	vm->guest_args = NULL;
 	pthread_mutex_destroy(&vm->out_lock);
+	if (vm->console_fd >= 0)
+		close(vm->console_fd);
+	vm->console_fd = -1;
 	pthread_mutex_destroy(&vm->stop_lock);
 	pthread_cond_destroy(&vm->stop_cond);
 	pthread_cond_destroy(&vm->exited_cond);

@@ -80,6 +80,8 @@ struct vm {
 	char *guest_args;
 
 	pthread_mutex_t out_lock; /* serialises guest console and report output */
+	int console_fd; /* -1, or a pty master the console is copied to (vm_console_pty) */
+	char console_path[64]; /* its slave, e.g. /dev/pts/3 */
 	pthread_mutex_t stop_lock;
 	pthread_cond_t stop_cond; /* parked vCPUs wait here */
 	pthread_cond_t exited_cond; /* a vCPU left its run loop (under stop_lock) */
@@ -160,6 +162,14 @@ int vm_pause(struct vm *vm);
 int vm_resume(struct vm *vm);
 /* Called by a vCPU's thread at the top of its loop: waits while the VM is paused. */
 void vm_pause_point(struct vm *vm);
+
+/* Also copy the guest's console to a new pty (libvirt's serial "Pty" mode): its slave's
+ * path goes to vm->console_path. Writes never block: output nobody reads is dropped once
+ * the pty's buffer is full. Returns 0 or -errno with @e set. */
+int vm_console_pty(struct vm *vm, struct s2_err *e) __attribute__((warn_unused_result));
+
+/* Write guest console bytes to stdout (and the pty). Caller holds vm->out_lock. */
+void vm_console_write(struct vm *vm, const char *buf, size_t len);
 
 /* Called by a vCPU's thread when it leaves its run loop for good. */
 void vm_vcpu_exited(struct vcpu *v);

@@ -109,6 +109,8 @@ int main(int argc, char **argv)
 		g_printf("migstress: %u vCPUs, at most %u supported\n", nr, S2_MAX_VCPUS);
 		return 2;
 	}
+	g_printf("migstress: %u vCPU(s) writing and checking %lu MiB for %lu s\n", nr,
+		 (unsigned long)(size >> 20), (unsigned long)seconds);
 	__atomic_store_n(&go, 1, __ATOMIC_RELEASE);
 	stress(0);
 	while (__atomic_load_n(&done, __ATOMIC_ACQUIRE) < nr)
