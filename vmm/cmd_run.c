@@ -13,6 +13,7 @@
 #include "vmm/cmd.h"
 #include "vmm/elf.h"
 #include "vmm/inject.h"
+#include "vmm/mems.h"
 #include "vmm/options.h"
 #include "vmm/stats.h"
 #include "vmm/version.h"
@@ -95,6 +96,7 @@ int cmd_run(int argc, char **argv)
 	struct run_ctx ctx;
 	struct vm vm;
 	struct churn churn = { 0 };
+	struct mems_watch mw = { 0 };
 	struct vblk *disks[RUN_MAX_DISKS] = { NULL };
 	struct vballoon *balloon = NULL;
 	struct api *api = NULL;
@@ -177,6 +179,19 @@ int cmd_run(int argc, char **argv)
 	}
 	cfg.mem.mem_size = o.mem_size;
 	cfg.mem.nr_nodes = o.nr_numa;
+	if (!o.nr_numa) {
+		/* no --numa: a node this process may use (libvirt's <numatune> sets it) */
+		uint64_t allowed;
+		int local = pool_local_node();
+
+		if (!mems_allowed(&allowed) && local >= 0 && local < 64 &&
+		    !(allowed >> local & 1)) {
+			cfg.mem.nr_nodes = 1;
+			cfg.mem.nodes[0] = (struct mm_guest_node){
+				.id = 0, .size = o.mem_size,
+				.host = (unsigned)__builtin_ctzll(allowed) };
+		}
+	}
 	memcpy(cfg.mem.nodes, o.numa, sizeof(o.numa));
 	cfg.mem.nr_caps = o.nr_pools;
 	memcpy(cfg.mem.caps, o.pools, sizeof(o.pools));
@@ -253,12 +268,16 @@ int cmd_run(int argc, char **argv)
 			goto out_vm;
 		}
 	}
+	/* managed (libvirt): follow Mems_allowed while the guest runs, unless --numa placed it */
+	if (o.api.enabled && !o.nr_numa && mems_watch_start(&mw, &vm, 250, &e))
+		fprintf(stderr, "s2vm: %s: not following memory node changes\n", e.msg);
 	ctx.stats = o.stats;
 	ctx.balloon = balloon;
 	code = vm_run(&vm, on_signal, &ctx);
 	api_stop(api); /* no request reaches the VM after this */
 	api = NULL;
 	churn_join(&churn); /* no migration calls a queue's drain after this */
+	mems_watch_join(&mw);
 	for (unsigned i = 0; i < o.nr_disks; i++)
 		vblk_stop(disks[i]); /* requests in flight complete, pins dropped */
 	vballoon_stop(balloon);

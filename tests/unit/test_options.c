@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "tests/unit/unit.h"
+#include "vmm/mems.h"
 #include "vmm/options.h"
 
 static void test_size_units(void)
@@ -601,7 +602,28 @@ static void test_balloon_opts(void)
 	run_opts_free(&o);
 }
 
+/* Mems_allowed_list values as the kernel prints them, and malformed ones. */
+static void test_mems_list(void)
+{
+	static const struct {
+		const char *s;
+		uint64_t mask;
+	} good[] = { { "0", 1 }, { "0-1", 3 }, { "0,2-3,63", 0x800000000000000dull },
+		     { "5\n", 1ull << 5 }, { "0-63", ~0ull } };
+	static const char *const bad[] = { "", "-1", "1-", "3-2", "64", "0,,1", "a", "0 1", "1-2-3" };
+	uint64_t m;
+
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		m = 0;
+		CU_ASSERT_EQUAL(mems_list_parse(good[i].s, &m), 0);
+		CU_ASSERT_EQUAL(m, good[i].mask);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		CU_ASSERT_EQUAL(mems_list_parse(bad[i], &m), -EINVAL);
+}
+
 static CU_TestInfo tests[] = {
+	{ "Mems_allowed lists", test_mems_list },
 	{ "--disk values", test_disk_opts },
 	{ "--balloon values", test_balloon_opts },
 	{ "--numa and --pool", test_numa_opts },
