@@ -48,6 +48,8 @@ struct req {
 	char *body;
 	size_t len;
 	bool too_big;
+	bool stop_vm; /* once the answer is sent: stop the VM */
+	bool quit; /* once the answer is sent: no VM will come, s2vm exits */
 };
 
 /* ---- responses ---- */
@@ -90,6 +92,8 @@ struct answer {
 	unsigned status;
 	json_object *body;
 	char err[400]; /* used when status >= 400 */
+	bool stop_vm, quit; /* acted on after the answer went out (done()): stopping first
+			     * could close the socket before the client has its answer */
 };
 
 static void fail(struct answer *a, unsigned status, const char *fmt, ...)
@@ -266,8 +270,9 @@ static void ep_resume(struct api *api, json_object *in, struct answer *a)
 
 static void ep_shutdown(struct api *api, json_object *in, struct answer *a)
 {
+	(void)api;
 	(void)in;
-	vm_stop(api->ctx.vm, VM_STOP_SIGNAL, 0);
+	a->stop_vm = true;
 	a->status = 204;
 }
 
@@ -401,14 +406,9 @@ static void ep_migrate(struct api *api, json_object *in, struct answer *a)
 static void ep_vmm_shutdown(struct api *api, json_object *in, struct answer *a)
 {
 	(void)in;
-	pthread_mutex_lock(&api->lock);
-	if (api->state == API_ATTACHED) {
-		vm_stop(api->ctx.vm, VM_STOP_SIGNAL, 0);
-	} else if (api->state != API_BOOTING) {
-		api->state = API_QUIT;
-		pthread_cond_broadcast(&api->cond);
-	}
-	pthread_mutex_unlock(&api->lock);
+	(void)api;
+	a->stop_vm = true;
+	a->quit = true;
 	a->status = 204;
 }
 
@@ -474,7 +474,7 @@ static void ep_delete(struct api *api, json_object *in, struct answer *a)
 		run_opts_free(&api->cfg);
 		api->state = API_EMPTY;
 	} else if (api->state == API_ATTACHED) {
-		vm_stop(api->ctx.vm, VM_STOP_SIGNAL, 0);
+		a->stop_vm = true;
 	}
 	pthread_mutex_unlock(&api->lock);
 	a->status = 204;
@@ -604,6 +604,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 	}
 	ep->fn(api, in, &a);
 	json_object_put(in);
+	rq->stop_vm = a.stop_vm;
+	rq->quit = a.quit;
 	if (a.status >= 400)
 		return send_error(c, a.status, "%s", a.err);
 	return send_json(c, a.status, a.body);
@@ -612,11 +614,21 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 static void done(void *cls, struct MHD_Connection *c, void **con_cls,
 		 enum MHD_RequestTerminationCode toe)
 {
+	struct api *api = cls;
 	struct req *rq = *con_cls;
 
-	(void)cls;
 	(void)c;
 	(void)toe;
+	if (rq && (rq->stop_vm || rq->quit)) {
+		pthread_mutex_lock(&api->lock);
+		if (rq->stop_vm && api->state == API_ATTACHED) {
+			vm_stop(api->ctx.vm, VM_STOP_SIGNAL, 0);
+		} else if (rq->quit && api->state != API_BOOTING && api->state != API_ATTACHED) {
+			api->state = API_QUIT;
+			pthread_cond_broadcast(&api->cond);
+		}
+		pthread_mutex_unlock(&api->lock);
+	}
 	if (rq) {
 		free(rq->body);
 		free(rq);
@@ -680,7 +692,7 @@ int api_start(const struct api_opts *o, const struct api_ctx *ctx, struct api **
 	pthread_sigmask(SIG_SETMASK, &all, &old);
 	a->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO, 0, NULL, NULL,
 				handle, a, MHD_OPTION_LISTEN_SOCKET, a->fd,
-				MHD_OPTION_NOTIFY_COMPLETED, done, NULL,
+				MHD_OPTION_NOTIFY_COMPLETED, done, a,
 				MHD_OPTION_THREAD_POOL_SIZE, 2u,
 				MHD_OPTION_CONNECTION_LIMIT, 256u,
 				MHD_OPTION_CONNECTION_TIMEOUT, 30u, MHD_OPTION_END);
