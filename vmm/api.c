@@ -37,6 +37,7 @@ struct api {
 	pthread_cond_t cond; /* state changed */
 	enum api_state state;
 	struct run_opts cfg; /* API_CREATED, API_BOOTING: from vm.create */
+	struct api_ctx pending; /* api_set_pending(): attached by api_started() */
 	struct api_ctx ctx;
 	struct MHD_Daemon *d;
 	int fd;
@@ -737,6 +738,25 @@ int api_wait_boot(struct api *a, struct run_opts *o)
 	memset(&a->cfg, 0, sizeof(a->cfg));
 	pthread_mutex_unlock(&a->lock);
 	return 0;
+}
+
+void api_set_pending(struct api *a, const struct api_ctx *ctx)
+{
+	pthread_mutex_lock(&a->lock);
+	a->pending = *ctx;
+	pthread_mutex_unlock(&a->lock);
+}
+
+void api_started(struct vm *vm, void *api)
+{
+	struct api *a = api;
+	struct api_ctx ctx;
+
+	(void)vm;
+	pthread_mutex_lock(&a->lock);
+	ctx = a->pending;
+	pthread_mutex_unlock(&a->lock);
+	api_attach(a, &ctx);
 }
 
 void api_attach(struct api *a, const struct api_ctx *ctx)

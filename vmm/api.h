@@ -65,6 +65,11 @@ int api_wait_boot(struct api *a, struct run_opts *o);
 /* The VM now runs (@ctx), or could not be made (NULL): vm.boot answers. */
 void api_attach(struct api *a, const struct api_ctx *ctx);
 
+/* The VM is built (@ctx) but its vCPUs do not run yet: remember it; api_started()
+ * (vm->on_started, @ctx the api) attaches it once they do. */
+void api_set_pending(struct api *a, const struct api_ctx *ctx);
+void api_started(struct vm *vm, void *api);
+
 /* Stop serving, close the socket, remove the path it created. NULL is fine. */
 void api_stop(struct api *a);
 

@@ -250,9 +250,12 @@ int cmd_run(int argc, char **argv)
 		struct api_ctx actx = { .vm = &vm, .balloon = balloon, .kernel = o.kernel,
 					.cmdline = o.guest_args };
 
-		if (api)
-			api_attach(api, &actx); /* vm.boot answers now */
-		else if (api_start(&o.api, &actx, &api, &e)) {
+		if (api) {
+			/* vm.boot answers once the vCPU threads exist (vm_run) */
+			api_set_pending(api, &actx);
+			vm.on_started = api_started;
+			vm.on_started_ctx = api;
+		} else if (api_start(&o.api, &actx, &api, &e)) {
 			fprintf(stderr, "s2vm run: %s\n", e.msg);
 			goto out_vm;
 		}

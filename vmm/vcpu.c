@@ -135,12 +135,6 @@ static void *vcpu_thread(void *arg)
 		vm_stop(vm, VM_STOP_ERROR, 1);
 		goto out;
 	}
-	{
-		char name[16];
-
-		snprintf(name, sizeof(name), "vcpu%u", v->id); /* libvirt finds vCPUs so */
-		pthread_setname_np(pthread_self(), name);
-	}
 	while (!atomic_load(&vm->stopping)) {
 		uint64_t seq;
 
@@ -170,8 +164,15 @@ int vcpu_start(struct vcpu *v)
 
 	pthread_mutex_lock(&v->vm->stop_lock); /* vm_stop() reads thread and started */
 	r = pthread_create(&v->thread, NULL, vcpu_thread, v);
-	if (!r)
+	if (!r) {
+		char name[16];
+
+		/* named before anyone is told the VM runs: libvirt looks for vcpuN threads
+		 * once, right after vm.boot answers */
+		snprintf(name, sizeof(name), "vcpu%u", v->id);
+		pthread_setname_np(v->thread, name);
 		v->started = true;
+	}
 	pthread_mutex_unlock(&v->vm->stop_lock);
 	return -r;
 }

@@ -483,6 +483,8 @@ int vm_run(struct vm *vm, void (*on_signal)(struct vm *vm, int signo, void *arg)
 			break;
 		}
 	}
+	if (vm->on_started)
+		vm->on_started(vm, vm->on_started_ctx);
 
 	while (!atomic_load(&vm->stopping)) {
 		struct pollfd pf[2] = { { .fd = vm->done_efd, .events = POLLIN },

@@ -87,6 +87,10 @@ struct vm {
 	pthread_cond_t exited_cond; /* a vCPU left its run loop (under stop_lock) */
 	atomic_bool stopping;
 	atomic_bool paused; /* vm_pause(): vCPUs wait at the top of their loop */
+	/* Called by vm_run() once every vCPU thread exists (named vcpuN): the control
+	 * API answers vm.boot then. */
+	void (*on_started)(struct vm *vm, void *ctx);
+	void *on_started_ctx;
 	unsigned nr_paused; /* under stop_lock: vCPUs waiting because of paused */
 	unsigned nr_hc_parked; /* under stop_lock: vCPUs in the PARK hypercall */
 	enum vm_stop_reason stop_reason;
