@@ -102,7 +102,8 @@ struct run_opts {
 	char *kernel_owned; /* malloc'ed (vm.create), or NULL */
 	uint64_t mem_size; /* bytes, multiple of 2 MiB */
 	unsigned vcpus; /* >= 1; the KVM limit is checked when the VM is created */
-	char *guest_args; /* malloc'ed, "" when none; space-joined words after "--" */
+	char *guest_args; /* malloc'ed, "" when none; space-joined words after "--";
+			  * NULL without KERNEL */
 	enum run_stats_mode stats;
 	unsigned nr_numa; /* --numa, sorted by guest ID */
 	struct mm_guest_node numa[MM_MAX_NODES];

@@ -71,10 +71,16 @@ static void check_run(int r, const struct run_opts *o, const struct s2_err *e, c
 	fuzz_check(r == RUN_OPTS_OK || r == RUN_OPTS_HELP || r == RUN_OPTS_VERSION);
 	if (r != RUN_OPTS_OK)
 		return;
-	fuzz_check(o->kernel >= text && o->kernel < text_end);
+	/* Without KERNEL only --api-socket is accepted: the VM then waits for vm.create. */
+	if (o->kernel) {
+		fuzz_check(o->kernel >= text && o->kernel < text_end);
+		fuzz_check(o->guest_args);
+	} else {
+		fuzz_check(o->api.enabled && (o->api.path || o->api.fd >= 0));
+		fuzz_check(!o->guest_args);
+	}
 	fuzz_check(o->mem_size && o->mem_size % MIB2 == 0);
 	fuzz_check(o->vcpus >= 1);
-	fuzz_check(o->guest_args);
 	fuzz_check(o->stats == RUN_STATS_NONE || o->stats == RUN_STATS_TEXT ||
 		   o->stats == RUN_STATS_JSON);
 	fuzz_check(o->accel == ACCEL_AUTO || o->accel == ACCEL_KVM || o->accel == ACCEL_PROC);

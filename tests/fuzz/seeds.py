@@ -126,6 +126,9 @@ def options_seeds(cases):
     for name, line in HOSTILE.items():
         seeds[f"hostile-{name}"] = line.split()
     seeds["blank-words"] = ["", " 64M", "--mem", " 64M", "hello.elf", ""]
+    # No KERNEL: the VM waits for the control API's vm.create.
+    seeds["api-path"] = ["--api-socket", "path=/tmp/s2vm.sock"]
+    seeds["api-fd"] = ["--api-socket", "fd=3", "--mem", "64M"]
     return {name: "\n".join(words).encode() + b"\n" for name, words in seeds.items()}
 
 
