@@ -466,7 +466,7 @@ static void check_unpinned(struct mm *mm, const struct piece *v, size_t np, cons
  * stays moved, and the error is returned. If a roll-back itself fails, mm_fatal().
  */
 static int migrate_marked(struct mm *mm, unsigned target, struct piece *v, size_t np,
-			  struct mig_result *res)
+			  struct mig_result *res, uint64_t ph[MIG_PHASE_NR])
 {
 	const struct mig_policy *pol = &mm->cfg.mig;
 	struct s2_batch *b = &mm->batch;
@@ -484,10 +484,12 @@ static int migrate_marked(struct mm *mm, unsigned target, struct piece *v, size_
 	}
 	__atomic_add_fetch(&mm->seq, 1, __ATOMIC_RELEASE);
 	/* 1. write-protect every run at its current frames; this invalidation is required */
+	t0 = s2_now_ns();
 	for (i = 0; i < np && !r; i++)
 		r = s2_protect(&mm->map, v[i].gpa, v[i].n * PAGE, v[i].perm & ~S2_PERM_W, b);
 	e = mm_commit(mm, b, cflags);
 	publish_if_clean(mm);
+	ph[MIG_PHASE_PROTECT] += s2_now_ns() - t0;
 	if (e) {
 		/* some runs may still be writable in the alias: copying now could lose
 		 * writes, so nothing of this batch moves */
@@ -509,12 +511,13 @@ static int migrate_marked(struct mm *mm, unsigned target, struct piece *v, size_
 		r = copy_frames(mm, v[i].sp, v[i].sf, target, v[i].df, v[i].n);
 	if (!mm->cfg.copy)
 		pthread_mutex_lock(&mm->lock);
-	mm->mig.copy_ns += s2_now_ns() - t0;
+	ph[MIG_PHASE_COPY] += s2_now_ns() - t0;
 	check_unpinned(mm, v, np, "after the copy");
 	if (!r && mm->fatal)
 		r = -EIO;
 	if (r)
 		goto undo;
+	t0 = s2_now_ns(); /* remap: until no turning back, less the wait for a deferred flush */
 
 	/* 3. point every run at its new frames while read-only (identical contents) */
 	for (i = 0; i < np; i++) {
@@ -544,8 +547,14 @@ static int migrate_marked(struct mm *mm, unsigned target, struct piece *v, size_
 		 * flush it first. Without, both map writes go in one batch, and the kvm
 		 * backend applies them as one mmap per run with the final permissions. */
 		if (pol->defer_invalidation) {
+			uint64_t tw;
+
 			e = mm_commit(mm, b, cflags);
+			tw = s2_now_ns();
 			s2_flush_deferred(&mm->map);
+			tw = s2_now_ns() - tw;
+			ph[MIG_PHASE_WAIT] += tw;
+			t0 += tw;
 			if (e && put_back_failed(mm, target, v, np, &failed, res)) {
 				r = -EIO;
 				goto out; /* fatal: frames stay allocated */
@@ -577,6 +586,8 @@ static int migrate_marked(struct mm *mm, unsigned target, struct piece *v, size_
 	if (failed.err)
 		r = failed.err;
 	/* no turning back: the guest runs on the new frames where the map says so */
+	ph[MIG_PHASE_REMAP] += s2_now_ns() - t0;
+	t0 = s2_now_ns();
 	gen = gen_advance(&mm->gens);
 	publish_if_clean(mm);
 	for (i = 0; i < np; i++)
@@ -595,6 +606,7 @@ static int migrate_marked(struct mm *mm, unsigned target, struct piece *v, size_
 		mm_flush_and_free(mm);
 		mm->mig.forced_flushes++;
 	}
+	ph[MIG_PHASE_FREE] += s2_now_ns() - t0;
 	goto out;
 undo:
 	undo_pieces(mm, target, v, np, b);
@@ -775,6 +787,10 @@ static int migrate_batch(struct mm *mm, unsigned target, struct piece *v, size_t
 	struct mig_range *ranges;
 	struct piece *w = v;
 	int r;
+	struct mm_tl_event ev = { .kind = MM_TL_BATCH, .start_ns = s2_now_ns(),
+				  .node = (uint8_t)mm->pools[target].node, .gpa = v[0].gpa };
+	struct mig_result before_res = *res;
+	uint64_t calls0 = mm->alias_stats.mprotect_calls + mm->alias_stats.mmap_calls;
 
 	mark_pieces(mm, v, np, &c);
 	if (!c.err && c.pages) {
@@ -787,10 +803,13 @@ static int migrate_batch(struct mm *mm, unsigned target, struct piece *v, size_t
 				all[i] = (struct mig_range){ v[i].gpa, v[i].n * PAGE };
 			mm_unmark_ranges(mm, all, np, &c);
 			free(all);
+			uint64_t tw = s2_now_ns();
+
 			pthread_mutex_unlock(&mm->lock);
 			if (mm_drain_holders(mm))
 				mm->pins.drains++;
 			pthread_mutex_lock(&mm->lock);
+			ev.phase_ns[MIG_PHASE_WAIT] += s2_now_ns() - tw;
 			mark_pieces(mm, v, np, &c);
 			if (!c.err && c.pages < before)
 				mm->pins.drain_avoided += before - c.pages;
@@ -829,13 +848,23 @@ static int migrate_batch(struct mm *mm, unsigned target, struct piece *v, size_t
 	}
 	for (size_t i = 0; i < np; i++)
 		ranges[i] = (struct mig_range){ w[i].gpa, w[i].n * PAGE };
-	r = np ? migrate_marked(mm, target, w, np, res) : 0;
+	r = np ? migrate_marked(mm, target, w, np, res, ev.phase_ns) : 0;
 	mm_unmark_ranges(mm, ranges, np, &c);
 	free(ranges);
 	free(c.v);
 	free(c.huge);
 	if (w != v)
 		free(w);
+	for (unsigned i = 0; i < MIG_PHASE_NR; i++)
+		mm->mig.phase_ns[i] += ev.phase_ns[i];
+	ev.end_ns = s2_now_ns();
+	ev.err = r;
+	ev.pages = res->pages - before_res.pages;
+	ev.runs = res->runs - before_res.runs;
+	ev.aborted = res->aborted - before_res.aborted;
+	ev.invalidations = (uint32_t)(mm->alias_stats.mprotect_calls +
+				      mm->alias_stats.mmap_calls - calls0);
+	mm_timeline_push(&mm->tl, &ev);
 	return r;
 }
 
@@ -1091,8 +1120,14 @@ int mm_handle_write_fault(struct mm *mm, gpa_t gpa, uint64_t seen_seq)
 	}
 	if (r && mm_seq(mm) != seen_seq)
 		r = 0; /* a batch ended since the vCPU entered: retry */
-	mm->mig.fault_waits++;
-	mm->mig.stall_ns += s2_now_ns() - t0;
+	{
+		struct mm_tl_event ev = { .kind = MM_TL_FAULT, .start_ns = t0,
+					  .end_ns = s2_now_ns(), .gpa = gpa, .err = r };
+
+		mm->mig.fault_waits++;
+		mm->mig.stall_ns += ev.end_ns - t0;
+		mm_timeline_push(&mm->tl, &ev);
+	}
 	pthread_mutex_unlock(&mm->lock);
 	return r;
 }

@@ -509,6 +509,8 @@ int mm_create(struct mm *mm, const struct mm_config *cfg)
 	if (!mm->cfg.mig.batch_frames)
 		mm->cfg.mig.batch_frames = 8192;
 	defer_init(&mm->deferred, mm->cfg.mig.cap_frames);
+	if (mm_timeline_init(&mm->tl, cfg->timeline_cap))
+		return MM_ERR(mm, -ENOMEM, "cannot allocate the migration timeline");
 	r = validate(mm);
 	if (r)
 		return r;
@@ -598,6 +600,7 @@ void mm_destroy(struct mm *mm)
 		s2_map_destroy(&mm->map);
 	s2_batch_free(&mm->batch);
 	defer_destroy(&mm->deferred);
+	mm_timeline_destroy(&mm->tl);
 	free(mm->afail.v);
 	mm->afail.v = NULL;
 	free(mm->discard_q);

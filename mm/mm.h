@@ -18,6 +18,7 @@
 #include "mm/holders.h"
 #include "mm/pool.h"
 #include "mm/s2.h"
+#include "mm/timeline.h"
 
 #define MM_MAX_NODES 8 /* guest nodes */
 #define MM_MAX_POOLS 8 /* host nodes in use */
@@ -101,6 +102,7 @@ struct mm_config {
 	/* Told about every batch of frames returned to a pool (the sim model tracks them). */
 	void (*on_free)(void *ctx, struct mm *mm, unsigned pool, uint64_t first, uint64_t n);
 	struct mig_policy mig;
+	uint32_t timeline_cap; /* events the migration timeline keeps (mm/timeline.h); 0: off */
 	/*
 	 * Alias placement (kvm backend only). Default: anywhere, 2 MiB aligned. With
 	 * alias_at_gpa the alias is reserved at host address == GPA (--accel proc): GPAs
@@ -137,7 +139,7 @@ struct mig_stats {
 	uint64_t held_frames; /* old frames kept, not freed: the deferred queue could not
 			       * grow and some holder had not passed their generation */
 	uint64_t skipped_pages; /* already on the target node */
-	uint64_t copy_ns;
+	uint64_t phase_ns[MIG_PHASE_NR]; /* time in each phase, all batches (mm/timeline.h) */
 };
 
 /* DMA pins (mm/dma.h). Counters are updated with atomics; read them under mm->lock. */
@@ -214,6 +216,7 @@ struct mm {
 	int vcpu_holder; /* the vCPU set as a translation holder */
 	struct defer_queue deferred; /* old frames waiting for every holder */
 	struct mig_stats mig;
+	struct mm_timeline tl; /* migration batches and write faults, under mm->lock */
 	struct mm_pin_stats pins;
 	struct mm_discard_stats discard;
 	struct mig_range *discard_q; /* pinned pages whose discard is deferred, sorted */

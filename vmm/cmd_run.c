@@ -179,6 +179,7 @@ int cmd_run(int argc, char **argv)
 	}
 	cfg.mem.mem_size = o.mem_size;
 	cfg.mem.nr_nodes = o.nr_numa;
+	memcpy(cfg.mem.nodes, o.numa, sizeof(o.numa));
 	if (!o.nr_numa) {
 		/* no --numa: a node this process may use (libvirt's <numatune> sets it) */
 		uint64_t allowed;
@@ -192,11 +193,13 @@ int cmd_run(int argc, char **argv)
 				.host = (unsigned)__builtin_ctzll(allowed) };
 		}
 	}
-	memcpy(cfg.mem.nodes, o.numa, sizeof(o.numa));
 	cfg.mem.nr_caps = o.nr_pools;
 	memcpy(cfg.mem.caps, o.pools, sizeof(o.pools));
 	cfg.mem.mig.lazy_writable = o.lazy_writable;
 	cfg.mem.mig.keep_freed = o.keep_warm;
+	cfg.mem.mig.batch_frames = o.batch_bytes / 4096;
+	cfg.mem.mig.defer_invalidation = o.defer_invalidation;
+	cfg.mem.timeline_cap = o.timeline_cap;
 	if (getenv("S2VM_INJECT")) { /* read once, here: tests only */
 		if (inject_parse(getenv("S2VM_INJECT"), &cfg.mem.inject, &e)) {
 			fprintf(stderr, "s2vm run: %s\n", e.msg);

@@ -125,6 +125,17 @@ void run_opts_usage(FILE *f)
 		"      --keep-warm      keep the source frames a migration freed backed, for\n"
 		"                       reuse without faults; by default they are returned to\n"
 		"                       the host (one fallocate per freed run)\n"
+		"      --migrate-batch SIZE\n"
+		"                       pages one migration batch moves (default 32M, from\n"
+		"                       4K to 1G): smaller batches stall a writing vCPU for\n"
+		"                       less time, larger ones make fewer invalidations\n"
+		"      --defer-invalidation=on|off\n"
+		"                       hold back the invalidation of an address change made\n"
+		"                       while read-only until a page becomes writable again\n"
+		"                       (the arm64 deferral; default off)\n"
+		"      --timeline[=N]   record the last N migration batches and write faults\n"
+		"                       (default 8192; at most 1048576) with per-phase times,\n"
+		"                       in --stats=json and the API's vm.memory\n"
 		"      --stats[=FMT]    print memory statistics at exit (and on SIGUSR1);\n"
 		"                       FMT is text (default, stderr) or json (stdout)\n"
 		"      --disk path=FILE[,readonly=on][,direct=on][,num_queues=N]\n"
@@ -932,6 +943,9 @@ static int run_opts_parse_all(int argc, char **argv, struct run_opts *o, struct 
 		{ "churn", required_argument, NULL, 'C' },
 		{ "migrate-writable", required_argument, NULL, 'W' },
 		{ "keep-warm", no_argument, NULL, 'K' },
+		{ "migrate-batch", required_argument, NULL, 'b' },
+		{ "defer-invalidation", required_argument, NULL, 'd' },
+		{ "timeline", optional_argument, NULL, 'T' },
 		{ "accel", required_argument, NULL, 'A' },
 		{ "disk", required_argument, NULL, 'D' },
 		{ "balloon", required_argument, NULL, 'B' },
@@ -1078,6 +1092,41 @@ static int run_opts_parse_all(int argc, char **argv, struct run_opts *o, struct 
 		case 'K':
 			o->keep_warm = true;
 			break;
+		case 'b':
+			r = s2_size_parse(optarg, 0, &v);
+			if (r || v < 4096 || v > (1ull << 30) || v % 4096)
+				return s2_err_set(e, -EINVAL,
+						  "--migrate-batch %s: expected a multiple of 4K from "
+						  "4K to 1G (e.g. 2M)%s", optarg, sign_note(optarg));
+			o->batch_bytes = v;
+			break;
+		case 'd':
+			if (!strcmp(optarg, "on"))
+				o->defer_invalidation = true;
+			else if (!strcmp(optarg, "off"))
+				o->defer_invalidation = false;
+			else
+				return s2_err_set(e, -EINVAL,
+						  "--defer-invalidation=%s: expected on or off", optarg);
+			break;
+		case 'T': {
+			char *endp;
+			unsigned long long n;
+
+			if (!optarg) {
+				o->timeline_cap = RUN_TIMELINE_DEFAULT;
+				break;
+			}
+			errno = 0;
+			n = strtoull(optarg, &endp, 10);
+			if (errno || endp == optarg || *endp || optarg[0] == '-' || !n ||
+			    n > RUN_TIMELINE_MAX)
+				return s2_err_set(e, -EINVAL,
+						  "--timeline=%s: expected a number of events from 1 "
+						  "to %u", optarg, RUN_TIMELINE_MAX);
+			o->timeline_cap = (uint32_t)n;
+			break;
+		}
 		case 'W':
 			if (!strcmp(optarg, "eager"))
 				o->lazy_writable = false;

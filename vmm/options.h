@@ -113,6 +113,9 @@ struct run_opts {
 	uint64_t churn_bytes; /* 0 = 1% of --mem, at least 2 MiB */
 	bool lazy_writable; /* --migrate-writable=lazy */
 	bool keep_warm; /* --keep-warm: freed source frames stay backed */
+	uint64_t batch_bytes; /* --migrate-batch: bytes per batch, 4 KiB multiple; 0: default */
+	bool defer_invalidation; /* --defer-invalidation=on */
+	uint32_t timeline_cap; /* --timeline[=N]: events kept; 0: off */
 	enum accel_kind accel; /* --accel, default ACCEL_AUTO */
 	unsigned nr_disks; /* --disk, in command-line order */
 	struct disk_opts disks[RUN_MAX_DISKS];
@@ -122,6 +125,8 @@ struct run_opts {
 };
 
 #define RUN_OPTS_DEFAULT_MEM (128ull << 20)
+#define RUN_TIMELINE_DEFAULT 8192u
+#define RUN_TIMELINE_MAX 1048576u
 #define RUN_MAX_VCPUS 4096
 #define RUN_MAX_MEM (1ull << 40) /* guest RAM: pool offsets fit 40 bits */
 

@@ -219,6 +219,50 @@ static json_object *pins_json(const struct mm *mm)
 	return p;
 }
 
+/* The migration timeline (--timeline): every event the ring still holds, oldest first,
+ * and how many older ones it dropped. Caller holds mm->lock. */
+static json_object *timeline_json(const struct mm *mm)
+{
+	json_object *t = json_object_new_object(), *evs = json_object_new_array();
+	struct mm_tl_event ev;
+	uint64_t cursor = 0, lost = 0, l;
+
+	while (mm_timeline_read(&mm->tl, &cursor, &ev, 1, &l)) {
+		json_object *j = json_object_new_object();
+
+		lost += l;
+#define ADD(k, v) json_object_object_add(j, k, json_object_new_uint64(v))
+		ADD("seq", ev.seq);
+		json_object_object_add(j, "kind", json_object_new_string(
+			ev.kind == MM_TL_BATCH ? "batch" : "fault"));
+		ADD("start_ns", ev.start_ns);
+		ADD("end_ns", ev.end_ns);
+		if (ev.gpa != ~0ull)
+			ADD("gpa", ev.gpa);
+		json_object_object_add(j, "err", json_object_new_int(ev.err));
+		if (ev.kind == MM_TL_BATCH) {
+			json_object *ph = json_object_new_object();
+
+			json_object_object_add(j, "node", json_object_new_int(ev.node));
+			ADD("pages", ev.pages);
+			ADD("runs", ev.runs);
+			ADD("aborted", ev.aborted);
+			ADD("invalidations", ev.invalidations);
+			for (unsigned i = 0; i < MIG_PHASE_NR; i++)
+				json_object_object_add(ph, mig_phase_names[i],
+						       json_object_new_uint64(ev.phase_ns[i]));
+			json_object_object_add(j, "phases_ns", ph);
+		}
+#undef ADD
+		json_object_array_add(evs, j);
+	}
+	json_object_object_add(t, "capacity", json_object_new_uint64(mm->tl.cap));
+	json_object_object_add(t, "lost", json_object_new_uint64(lost));
+	json_object_object_add(t, "clock", json_object_new_string("CLOCK_MONOTONIC"));
+	json_object_object_add(t, "events", evs);
+	return t;
+}
+
 static json_object *stats_json(struct vm *vm)
 {
 	const struct mm *mm = &vm->mm;
@@ -307,13 +351,23 @@ static json_object *stats_json(struct vm *vm)
 		ADD("alias_failures", ms->alias_failures);
 		ADD("held_frames", ms->held_frames);
 		ADD("skipped_pages", ms->skipped_pages);
-		ADD("copy_ns", ms->copy_ns);
+		ADD("copy_ns", ms->phase_ns[MIG_PHASE_COPY]);
 #undef ADD
+		{
+			json_object *ph = json_object_new_object();
+
+			for (unsigned i = 0; i < MIG_PHASE_NR; i++)
+				json_object_object_add(ph, mig_phase_names[i],
+						       json_object_new_uint64(ms->phase_ns[i]));
+			json_object_object_add(mj, "phases_ns", ph);
+		}
 		json_object_object_add(mj, "writable",
 				       json_object_new_string(mm->cfg.mig.lazy_writable ? "lazy"
 											: "eager"));
 		json_object_object_add(o, "migration", mj);
 	}
+	if (mm->tl.ev)
+		json_object_object_add(o, "timeline", timeline_json(mm));
 	{
 		json_object *inj = json_object_new_object();
 		bool on = false;

@@ -102,12 +102,14 @@ static void sim_free(void *ctx, struct mm *mm, unsigned pool, uint64_t first, ui
 	s2_sim_frame_free(&e->sim, mm_pa(pool, first), n * 4096);
 }
 
-static void env_init(struct env *e, bool defer, bool lazy, uint64_t cap_frames)
+static void env_init_tl(struct env *e, bool defer, bool lazy, uint64_t cap_frames,
+			uint32_t timeline_cap)
 {
 	struct mm_config c = { .mem_size = 32 * MIB, .nr_nodes = 1, .fmt = &s2_format_arm64,
 			       .be = &s2_sim_ops, .copy = sim_copy, .on_free = sim_free,
 			       .mig = { .lazy_writable = lazy, .defer_invalidation = defer,
-					.cap_frames = cap_frames, .batch_frames = 1024 } };
+					.cap_frames = cap_frames, .batch_frames = 1024 },
+			       .timeline_cap = timeline_cap };
 
 	memset(e, 0, sizeof(*e));
 	e->rng = unit_seed(0x1234567);
@@ -125,6 +127,11 @@ static void env_init(struct env *e, bool defer, bool lazy, uint64_t cap_frames)
 	s2_sim_attach(&e->sim, &e->mm.map);
 	for (unsigned p = 0; p < 4; p++)
 		s2_sim_frame_alloc(&e->sim, mm_pa(p, 0), POOL_FRAMES * 4096);
+}
+
+static void env_init(struct env *e, bool defer, bool lazy, uint64_t cap_frames)
+{
+	env_init_tl(e, defer, lazy, cap_frames, 0);
 }
 
 static void env_fini(struct env *e)
@@ -411,7 +418,136 @@ static void test_device_stale_iotlb(void)
 	env_fini(&e);
 }
 
+/* The ring itself: order, wrap-around, lost counts, partial reads. */
+static void test_timeline_ring(void)
+{
+	struct mm_timeline t;
+	struct mm_tl_event out[8];
+	uint64_t cur = 0, lost = 99;
+
+	CU_ASSERT_EQUAL_FATAL(mm_timeline_init(&t, 0), 0);
+	mm_timeline_push(&t, &(struct mm_tl_event){ .kind = MM_TL_BATCH });
+	CU_ASSERT_EQUAL(mm_timeline_read(&t, &cur, out, 8, &lost), 0); /* off: nothing */
+	mm_timeline_destroy(&t);
+
+	CU_ASSERT_EQUAL_FATAL(mm_timeline_init(&t, 4), 0);
+	CU_ASSERT_EQUAL(mm_timeline_read(&t, &cur, out, 8, &lost), 0);
+	CU_ASSERT_EQUAL(lost, 0);
+	for (uint64_t i = 0; i < 3; i++)
+		mm_timeline_push(&t, &(struct mm_tl_event){ .kind = MM_TL_BATCH, .pages = i });
+	CU_ASSERT_EQUAL(mm_timeline_read(&t, &cur, out, 2, &lost), 2); /* partial */
+	CU_ASSERT_EQUAL(out[0].seq, 1);
+	CU_ASSERT_EQUAL(out[1].seq, 2);
+	CU_ASSERT_EQUAL(out[1].pages, 1);
+	CU_ASSERT_EQUAL(cur, 2);
+	for (uint64_t i = 3; i < 10; i++) /* seq 4..10: the ring keeps 7..10 */
+		mm_timeline_push(&t, &(struct mm_tl_event){ .kind = MM_TL_FAULT, .pages = i });
+	CU_ASSERT_EQUAL(mm_timeline_read(&t, &cur, out, 8, &lost), 4);
+	CU_ASSERT_EQUAL(lost, 4); /* 3, 4, 5, 6 were overwritten before this read */
+	for (unsigned i = 0; i < 4; i++) {
+		CU_ASSERT_EQUAL(out[i].seq, 7 + i);
+		CU_ASSERT_EQUAL(out[i].pages, 6 + i);
+	}
+	CU_ASSERT_EQUAL(cur, 10);
+	CU_ASSERT_EQUAL(mm_timeline_read(&t, &cur, out, 8, &lost), 0);
+	CU_ASSERT_EQUAL(lost, 0);
+	mm_timeline_destroy(&t);
+}
+
+struct tl_reader {
+	struct mm *mm;
+	volatile bool stop;
+	uint64_t events, lost, out_of_order, pages;
+	uint64_t phase_sum[MIG_PHASE_NR];
+};
+
+/* Drains the timeline under mm->lock while migrations run, checking order. */
+static void *tl_reader_main(void *arg)
+{
+	struct tl_reader *rd = arg;
+	uint64_t cur = 0, last_seq = 0, last_start = 0;
+	bool done = false;
+
+	while (!done) {
+		struct mm_tl_event ev[16];
+		uint64_t lost;
+		size_t n;
+
+		done = __atomic_load_n(&rd->stop, __ATOMIC_ACQUIRE); /* one more pass after */
+		do {
+			pthread_mutex_lock(&rd->mm->lock);
+			n = mm_timeline_read(&rd->mm->tl, &cur, ev, 16, &lost);
+			pthread_mutex_unlock(&rd->mm->lock);
+			rd->lost += lost;
+			for (size_t i = 0; i < n; i++) {
+				rd->events++;
+				rd->out_of_order += ev[i].seq != last_seq + 1 ||
+						    ev[i].end_ns < ev[i].start_ns;
+				if (ev[i].kind == MM_TL_BATCH) {
+					uint64_t sum = 0;
+
+					rd->out_of_order += ev[i].start_ns < last_start;
+					last_start = ev[i].start_ns;
+					rd->pages += ev[i].pages;
+					for (unsigned p = 0; p < MIG_PHASE_NR; p++) {
+						rd->phase_sum[p] += ev[i].phase_ns[p];
+						sum += ev[i].phase_ns[p];
+					}
+					/* phases are parts of the batch's time */
+					rd->out_of_order += sum > ev[i].end_ns - ev[i].start_ns;
+				}
+				last_seq = ev[i].seq;
+			}
+		} while (n);
+	}
+	return NULL;
+}
+
+/*
+ * The timeline under churn: a reader thread drains it while batches run; with a ring that
+ * holds more than the reader can fall behind, no event is lost, sequence numbers are
+ * consecutive, batches come in start order with phases inside their time, and the batches'
+ * pages and phase times add up to the engine's totals.
+ */
+static void test_timeline_churn(void)
+{
+	struct env e;
+	struct tl_reader rd = { 0 };
+	pthread_t th;
+	uint64_t moved = 0, batches = 0;
+
+	env_init_tl(&e, true, false, 2048, 4096);
+	rd.mm = &e.mm;
+	CU_ASSERT_EQUAL_FATAL(pthread_create(&th, NULL, tl_reader_main, &rd), 0);
+	for (int round = 0; round < 200; round++) {
+		struct mig_range r = { .gpa = (rnd(&e) % 2048) * 4096, .len = 4096 * (1 + rnd(&e) % 4096) };
+		struct mig_result res;
+
+		if (r.gpa + r.len > e.mm.cfg.mem_size)
+			r.len = e.mm.cfg.mem_size - r.gpa;
+		CU_ASSERT_EQUAL(mm_migrate(&e.mm, &r, 1, (unsigned)round % 2, &res), 0);
+		moved += res.pages;
+		batches += res.batches;
+	}
+	__atomic_store_n(&rd.stop, true, __ATOMIC_RELEASE);
+	pthread_join(th, NULL);
+	CU_ASSERT(batches > 100);
+	CU_ASSERT_EQUAL(rd.lost, 0);
+	CU_ASSERT_EQUAL(rd.out_of_order, 0);
+	CU_ASSERT_EQUAL(rd.events, batches); /* no vCPU faults in this test: batches only */
+	CU_ASSERT_EQUAL(rd.pages, moved);
+	CU_ASSERT_EQUAL(rd.pages, e.mm.mig.pages);
+	for (unsigned p = 0; p < MIG_PHASE_NR; p++)
+		CU_ASSERT_EQUAL(rd.phase_sum[p], e.mm.mig.phase_ns[p]);
+	CU_ASSERT(e.mm.mig.phase_ns[MIG_PHASE_COPY] > 0);
+	CU_ASSERT(e.mm.mig.phase_ns[MIG_PHASE_PROTECT] > 0);
+	CU_ASSERT(e.mm.mig.phase_ns[MIG_PHASE_REMAP] > 0);
+	env_fini(&e);
+}
+
 static CU_TestInfo tests[] = {
+	{ "timeline ring: order, wrap, lost events", test_timeline_ring },
+	{ "timeline under churn: nothing lost, phases add up", test_timeline_churn },
 	{ "device IOTLB: stale entries never reach freed frames", test_device_stale_iotlb },
 	{ "random batches, immediate, eager", test_random_immediate_eager },
 	{ "random batches, deferred, lazy", test_random_deferred_lazy },

@@ -475,6 +475,44 @@ static void test_opts_values(void)
 	EXPECT_ERRORS(cases);
 }
 
+/* The lab's engine knobs: --migrate-batch, --defer-invalidation, --timeline. */
+static void test_engine_knobs(void)
+{
+	static const struct bad_case cases[] = {
+		{ { "k", "--migrate-batch", "6K" }, "--migrate-batch 6K: expected a multiple of 4K" },
+		{ { "k", "--migrate-batch", "0" }, "--migrate-batch 0: expected" },
+		{ { "k", "--migrate-batch", "2G" }, "--migrate-batch 2G: expected" },
+		{ { "k", "--migrate-batch", "-4K" }, "--migrate-batch -4K: expected" },
+		{ { "k", "--defer-invalidation=yes" }, "--defer-invalidation=yes: expected on or off" },
+		{ { "k", "--timeline=0" }, "--timeline=0: expected a number of events from 1" },
+		{ { "k", "--timeline=1048577" }, "--timeline=1048577: expected" },
+		{ { "k", "--timeline=-1" }, "--timeline=-1: expected" },
+		{ { "k", "--timeline=12x" }, "--timeline=12x: expected" },
+	};
+	struct run_opts o;
+	struct s2_err e = { "" };
+	const char *dflt[] = { "k", NULL };
+	const char *all[] = { "k", "--migrate-batch", "2M", "--defer-invalidation=on",
+			      "--timeline", NULL };
+	const char *n[] = { "k", "--timeline=100", "--defer-invalidation=off", NULL };
+
+	EXPECT_ERRORS(cases);
+	CU_ASSERT_EQUAL_FATAL(parse(&o, &e, dflt), RUN_OPTS_OK);
+	CU_ASSERT_EQUAL(o.batch_bytes, 0);
+	CU_ASSERT_FALSE(o.defer_invalidation);
+	CU_ASSERT_EQUAL(o.timeline_cap, 0);
+	run_opts_free(&o);
+	CU_ASSERT_EQUAL_FATAL(parse(&o, &e, all), RUN_OPTS_OK);
+	CU_ASSERT_EQUAL(o.batch_bytes, 2ull << 20);
+	CU_ASSERT_TRUE(o.defer_invalidation);
+	CU_ASSERT_EQUAL(o.timeline_cap, RUN_TIMELINE_DEFAULT);
+	run_opts_free(&o);
+	CU_ASSERT_EQUAL_FATAL(parse(&o, &e, n), RUN_OPTS_OK);
+	CU_ASSERT_EQUAL(o.timeline_cap, 100);
+	CU_ASSERT_FALSE(o.defer_invalidation);
+	run_opts_free(&o);
+}
+
 /* --disk values: every key, defaults, and each malformed form refused naming the key. */
 static void test_disk_opts(void)
 {
@@ -623,6 +661,7 @@ static void test_mems_list(void)
 }
 
 static CU_TestInfo tests[] = {
+	{ "engine knobs: --migrate-batch, --defer-invalidation, --timeline", test_engine_knobs },
 	{ "Mems_allowed lists", test_mems_list },
 	{ "--disk values", test_disk_opts },
 	{ "--balloon values", test_balloon_opts },
