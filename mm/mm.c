@@ -106,7 +106,9 @@ static int run_flush(struct mm *mm, const struct run *r, bool prot_only)
 		failed = mprotect(at, r->len, r->prot) != 0;
 	} else {
 		mm->alias_stats.mmap_calls++;
-		failed = mmap(at, r->len, r->prot, MAP_SHARED | MAP_FIXED, mm->pools[r->pool].fd,
+		/* NORESERVE: a huge pool's pages are already backed (or it reserves none) */
+		failed = mmap(at, r->len, r->prot, MAP_SHARED | MAP_FIXED | MAP_NORESERVE,
+			      mm->pools[r->pool].fd,
 			      (off_t)r->off) == MAP_FAILED;
 	}
 	if (!failed)
@@ -297,23 +299,50 @@ static uint64_t pool_cap(const struct mm_config *c, unsigned node)
 	return b < POOL_MAX_BYTES ? b : POOL_MAX_BYTES; /* a host with > 16 TiB per node */
 }
 
-int mm_pool_get(struct mm *mm, unsigned node)
+/* Pools use huge pages where the guest nodes they back do (hugepages=on), all of them
+ * with --hugepages; a pool made later (a migration target) does when every node does. */
+static bool all_huge(const struct mm_config *c)
+{
+	if (c->hugepages)
+		return true;
+	for (unsigned i = 0; i < c->nr_nodes; i++)
+		if (!c->nodes[i].huge)
+			return false;
+	return c->nr_nodes > 0;
+}
+
+/* The pool of host node @node, made (huge or not, as @huge says) if it does not exist. */
+static int pool_get(struct mm *mm, unsigned node, bool huge)
 {
 	int i = pool_index(mm, node), r;
-	unsigned fail;
+	unsigned flags;
 	char err[200];
 
-	if (i >= 0)
+	if (i >= 0) {
+		if (mm->pools[i].huge != huge)
+			return MM_ERR(mm, -EINVAL,
+				      "host node %u would back guest memory both with and without "
+				      "huge pages: give hugepages=on to every guest node on it, or "
+				      "use --hugepages", node);
 		return i;
+	}
 	if (mm->nr_pools == MM_MAX_POOLS)
 		return MM_ERR(mm, -EINVAL, "more than %d host nodes in use", MM_MAX_POOLS);
-	fail = (mm_inject_fail(mm, MM_CALL_MEMFD) ? POOL_FAIL_MEMFD : 0) |
-	       (mm_inject_fail(mm, MM_CALL_MBIND) ? POOL_FAIL_MBIND : 0);
-	r = pool_create(&mm->pools[mm->nr_pools], node, pool_cap(&mm->cfg, node), fail, err,
+	flags = (mm_inject_fail(mm, MM_CALL_MEMFD) ? POOL_FAIL_MEMFD : 0) |
+		(mm_inject_fail(mm, MM_CALL_MBIND) ? POOL_FAIL_MBIND : 0) |
+		(huge ? POOL_HUGETLB : 0);
+	r = pool_create(&mm->pools[mm->nr_pools], node, pool_cap(&mm->cfg, node), flags, err,
 			sizeof(err));
 	if (r)
 		return MM_ERR(mm, r, "%s", err);
 	return (int)mm->nr_pools++;
+}
+
+int mm_pool_get(struct mm *mm, unsigned node)
+{
+	int i = pool_index(mm, node);
+
+	return i >= 0 ? i : pool_get(mm, node, all_huge(&mm->cfg));
 }
 
 static int validate(struct mm *mm)
@@ -399,12 +428,14 @@ static int place_node(struct mm *mm, struct mm_guest_node *n)
 {
 	int pi, r;
 	uint64_t got;
+	bool huge = mm->cfg.hugepages || n->huge;
+	char more_help[256] = "";
 
 	if (n->policy == MM_POLICY_INTERLEAVE) {
 		int idx[MM_MAX_POOLS];
 
 		for (unsigned h = 0; h < n->nr_hosts; h++) {
-			idx[h] = mm_pool_get(mm, n->hosts[h]);
+			idx[h] = pool_get(mm, n->hosts[h], huge);
 			if (idx[h] < 0)
 				return idx[h];
 		}
@@ -419,7 +450,7 @@ static int place_node(struct mm *mm, struct mm_guest_node *n)
 		}
 		return 0;
 	}
-	pi = mm_pool_get(mm, n->host);
+	pi = pool_get(mm, n->host, huge);
 	if (pi < 0)
 		return pi;
 	got = place_from(mm, (unsigned)pi, n->gpa, n->size);
@@ -432,7 +463,7 @@ static int place_node(struct mm *mm, struct mm_guest_node *n)
 
 			if (n->hosts[h] == n->host)
 				continue;
-			r = mm_pool_get(mm, n->hosts[h]);
+			r = pool_get(mm, n->hosts[h], huge);
 			if (r < 0)
 				return r;
 			more = place_from(mm, (unsigned)r, n->gpa + got, n->size - got);
@@ -442,11 +473,22 @@ static int place_node(struct mm *mm, struct mm_guest_node *n)
 		if (got == n->size)
 			return 0;
 	}
+	if (huge) {
+		char nr_file[128];
+		uint64_t free_pages = pool_huge_free(mm->pools[pi].bound_node, nr_file,
+						     sizeof(nr_file));
+
+		snprintf(more_help, sizeof(more_help),
+			 " (2 MiB huge pages: %llu free on host node %d; raise %s)",
+			 (unsigned long long)free_pages,
+			 mm->pools[pi].bound_node < 0 ? 0 : mm->pools[pi].bound_node, nr_file);
+	}
 	return MM_ERR(mm, -ENOMEM,
-		      "guest node %u needs %llu MiB but host node %u's pool holds only %llu MiB more%s",
+		      "guest node %u needs %llu MiB but host node %u's pool holds only %llu MiB more%s%.120s",
 		      n->id, (unsigned long long)(n->size >> 20), n->host,
 		      (unsigned long long)(got >> 20),
-		      n->policy == MM_POLICY_PREFERRED ? " and the fallback nodes are full" : "");
+		      n->policy == MM_POLICY_PREFERRED ? " and the fallback nodes are full" : "",
+		      more_help);
 }
 
 uint64_t mm_process_mappings(void)

@@ -34,6 +34,7 @@ struct mm_guest_node {
 	unsigned host; /* host node (bind, preferred) */
 	unsigned nr_hosts; /* interleave set, or preferred fallbacks */
 	unsigned hosts[MM_MAX_POOLS];
+	bool huge; /* hugepages=on: its host pools use 2 MiB huge pages */
 	/* filled by mm_create: */
 	gpa_t gpa; /* [gpa, gpa + size) */
 	uint64_t placed[MM_MAX_POOLS]; /* bytes of this node on each pool at creation */
@@ -90,6 +91,7 @@ struct mm_config {
 	uint64_t mem_size;
 	unsigned nr_nodes; /* 0: one node of mem_size on the host node s2vm runs on */
 	struct mm_guest_node nodes[MM_MAX_NODES];
+	bool hugepages; /* --hugepages: every pool uses 2 MiB huge pages (mm/pool.h) */
 	unsigned nr_caps; /* --pool NODE=SIZE limits */
 	struct mm_pool_cap caps[MM_MAX_POOLS];
 	const struct s2_format *fmt; /* NULL: EPT */

@@ -15,6 +15,10 @@
 
 #define CHUNK POOL_HUGE_FRAMES
 
+#ifndef MFD_HUGE_2MB
+#define MFD_HUGE_2MB (21u << 26) /* log2(2 MiB) << MFD_HUGE_SHIFT (linux/memfd.h) */
+#endif
+
 bool pool_node_is_real(unsigned node)
 {
 	if (numa_available() < 0)
@@ -48,9 +52,33 @@ uint64_t pool_node_bytes(unsigned node)
 	return sz > 0 ? (uint64_t)sz : 0;
 }
 
-int pool_create(struct pool *p, unsigned node, uint64_t bytes, unsigned fail, char *err,
+uint64_t pool_huge_free(int node, char *nr_file, size_t len)
+{
+	char dir[96], path[128];
+	unsigned long long n = 0;
+	FILE *f;
+
+	if (node >= 0 && numa_available() >= 0)
+		snprintf(dir, sizeof(dir),
+			 "/sys/devices/system/node/node%d/hugepages/hugepages-2048kB", node);
+	else
+		snprintf(dir, sizeof(dir), "/sys/kernel/mm/hugepages/hugepages-2048kB");
+	if (nr_file)
+		snprintf(nr_file, len, "%s/nr_hugepages", dir);
+	snprintf(path, sizeof(path), "%s/free_hugepages", dir);
+	f = fopen(path, "re");
+	if (!f)
+		return 0;
+	if (fscanf(f, "%llu", &n) != 1)
+		n = 0;
+	fclose(f);
+	return n;
+}
+
+int pool_create(struct pool *p, unsigned node, uint64_t bytes, unsigned flags, char *err,
 		size_t errlen)
 {
+	unsigned fail = flags & (POOL_FAIL_MEMFD | POOL_FAIL_MBIND);
 	uint64_t len;
 	char name[32];
 
@@ -59,6 +87,21 @@ int pool_create(struct pool *p, unsigned node, uint64_t bytes, unsigned fail, ch
 	p->node = node;
 	p->emulated = !pool_node_is_real(node);
 	p->bound_node = p->emulated ? pool_local_node() : (int)node;
+	p->huge = flags & POOL_HUGETLB;
+	if (p->huge) {
+		char nr_file[160];
+		uint64_t free_pages = pool_huge_free(p->bound_node, nr_file, sizeof(nr_file));
+
+		if (!free_pages) {
+			snprintf(err, errlen,
+				 "host node %u: no free 2 MiB huge pages on host node %d for "
+				 "--hugepages (reserve some: echo N > %s)",
+				 node, p->bound_node < 0 ? 0 : p->bound_node, nr_file);
+			return -ENOMEM;
+		}
+		if (bytes > free_pages * (CHUNK << POOL_FRAME_SHIFT))
+			bytes = free_pages * (CHUNK << POOL_FRAME_SHIFT);
+	}
 	p->nr_frames = (bytes >> POOL_FRAME_SHIFT) & ~(uint64_t)(CHUNK - 1);
 	if (!p->nr_frames) {
 		snprintf(err, errlen, "host node %u: pool size below 2 MiB", node);
@@ -77,10 +120,13 @@ int pool_create(struct pool *p, unsigned node, uint64_t bytes, unsigned fail, ch
 
 	snprintf(name, sizeof(name), "s2vm-node%u", node);
 	errno = ENOMEM;
-	p->fd = (fail & POOL_FAIL_MEMFD) ? -1 : memfd_create(name, MFD_CLOEXEC);
+	p->fd = (fail & POOL_FAIL_MEMFD) ? -1
+				       : memfd_create(name, MFD_CLOEXEC |
+							    (p->huge ? MFD_HUGETLB | MFD_HUGE_2MB : 0));
 	if (p->fd < 0 || ftruncate(p->fd, (off_t)len) < 0) {
-		snprintf(err, errlen, "host node %u: cannot create a %llu MiB memfd: %s", node,
-			 (unsigned long long)(len >> 20), strerror(errno));
+		snprintf(err, errlen, "host node %u: cannot create a %llu MiB %smemfd: %s", node,
+			 (unsigned long long)(len >> 20), p->huge ? "hugetlb " : "",
+			 strerror(errno));
 		goto fail;
 	}
 	p->base = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, p->fd, 0);
@@ -186,13 +232,55 @@ static uint64_t find(const struct pool *p, uint64_t max, uint64_t align, uint64_
 	return best;
 }
 
+/*
+ * A huge pool backs frames as it hands them out, through its own node-bound mapping
+ * (hugetlbfs keeps no per-file policy: a fault through the guest alias would allocate
+ * on the faulting thread's node). Returns how many of [f, f + n) are backed, a multiple
+ * of CHUNK; the rest is given back to the allocator.
+ */
+static uint64_t huge_back(struct pool *p, uint64_t f, uint64_t n)
+{
+	uint64_t done = 0;
+
+	if (!p->huge)
+		return n;
+	/* chunk by chunk: a partial failure keeps what was backed */
+	while (done < n && !pool_populate(p, f + done, CHUNK))
+		done += CHUNK;
+	if (done < n)
+		mark(p, f + done, n - done, false);
+	return done;
+}
+
+/* A huge pool's request in whole 2 MiB frames: @n rounded down, @align up. */
+static void huge_round(const struct pool *p, uint64_t *n, uint64_t *align)
+{
+	if (!p->huge)
+		return;
+	*n &= ~(uint64_t)(CHUNK - 1);
+	if (*align < CHUNK)
+		*align = CHUNK;
+	*align = (*align + CHUNK - 1) & ~(uint64_t)(CHUNK - 1);
+}
+
 int pool_alloc(struct pool *p, uint64_t n, uint64_t align, uint64_t *first)
 {
-	uint64_t f = 0;
+	uint64_t f = 0, got;
 
+	if (p->huge && n % CHUNK)
+		return -EINVAL;
+	huge_round(p, &n, &align);
 	if (!n || n > p->nr_free || find(p, n, align, &f) < n)
 		return -ENOMEM;
 	mark(p, f, n, true);
+	got = huge_back(p, f, n);
+	if (got < n) { /* exactly n or nothing: give back the huge pages it did get */
+		if (got) {
+			mark(p, f, got, false);
+			(void)pool_punch_uncounted(p, f, got);
+		}
+		return -ENOMEM;
+	}
 	p->hint = (f + n) / CHUNK;
 	*first = f;
 	return 0;
@@ -202,12 +290,18 @@ uint64_t pool_alloc_upto(struct pool *p, uint64_t max, uint64_t align, uint64_t 
 {
 	uint64_t f = 0, n;
 
+	huge_round(p, &max, &align);
 	if (!max || !p->nr_free)
 		return 0;
 	n = find(p, max, align, &f);
+	if (p->huge)
+		n &= ~(uint64_t)(CHUNK - 1);
 	if (!n)
 		return 0;
 	mark(p, f, n, true);
+	n = huge_back(p, f, n);
+	if (!n)
+		return 0;
 	p->hint = (f + n) / CHUNK;
 	*first = f;
 	return n;
@@ -217,11 +311,17 @@ uint64_t pool_alloc_at(struct pool *p, uint64_t first, uint64_t n)
 {
 	uint64_t got;
 
-	if (first >= p->nr_frames)
+	if (first >= p->nr_frames || (p->huge && first % CHUNK))
 		return 0;
+	if (p->huge)
+		n &= ~(uint64_t)(CHUNK - 1);
 	got = free_run(p, first, n);
-	if (got)
+	if (p->huge)
+		got &= ~(uint64_t)(CHUNK - 1);
+	if (got) {
 		mark(p, first, got, true);
+		got = huge_back(p, first, got);
+	}
 	return got;
 }
 

@@ -5,6 +5,11 @@
  * as asked, 2 MiB for huge frames). A node the host does not have is emulated: its own
  * memfd, bound to a real node, so every copy and remap is real; only distance is missing.
  *
+ * A huge pool (POOL_HUGETLB) is a hugetlbfs memfd of 2 MiB pages: it hands out whole
+ * 2 MiB frames only (allocations are rounded to them) and backs each one as it is
+ * allocated (MADV_POPULATE_WRITE through the pool's own, node-bound mapping), so running
+ * out of the host's huge pages is an allocation failure, never a fault in the guest.
+ *
  * Locking: none; the owner (mm) serialises.
  */
 #ifndef S2VM_MM_POOL_H
@@ -24,6 +29,7 @@ struct pool {
 	unsigned node; /* host node as named on the command line */
 	int bound_node; /* real node the pages are bound to, -1 if unbound (no NUMA) */
 	bool emulated; /* @node does not exist on this host */
+	bool huge; /* hugetlbfs, 2 MiB pages: frames go in whole 2 MiB units */
 	int fd; /* memfd, sized to the capacity (sparse) */
 	unsigned char *base; /* the pool's own shared mapping of the whole memfd */
 	uint64_t nr_frames; /* capacity in 4 KiB frames, a multiple of 512 */
@@ -44,27 +50,38 @@ uint64_t pool_node_bytes(unsigned node);
 
 #define POOL_FAIL_MEMFD 1u /* fault injection: memfd_create fails with ENOMEM */
 #define POOL_FAIL_MBIND 2u /* fault injection: mbind fails with ENOMEM */
+#define POOL_HUGETLB 4u /* back the pool with 2 MiB huge pages */
+
+/* Free 2 MiB huge pages on host node @node (the whole host's without NUMA), and the
+ * sysfs file that sets how many there are, for error messages. */
+uint64_t pool_huge_free(int node, char *nr_file, size_t len);
 
 /*
- * Create a pool for host node @node holding up to @bytes (rounded down to 2 MiB); @fail
- * (POOL_FAIL_*, tests) makes those host calls fail instead of being made. Returns 0, or
- * -errno with @err (of @errlen bytes) naming the failed step; nothing is left behind.
+ * Create a pool for host node @node holding up to @bytes (rounded down to 2 MiB).
+ * @flags: POOL_HUGETLB for huge pages (the capacity is then also limited to the huge
+ * pages free on the bound node now, and none free is an error naming the sysfs file to
+ * raise); POOL_FAIL_* (tests) make those host calls fail instead of being made.
+ * Returns 0, or -errno with @err (of @errlen bytes) naming the failed step; nothing is
+ * left behind.
  */
-int pool_create(struct pool *p, unsigned node, uint64_t bytes, unsigned fail, char *err,
+int pool_create(struct pool *p, unsigned node, uint64_t bytes, unsigned flags, char *err,
 		size_t errlen) __attribute__((warn_unused_result));
 void pool_destroy(struct pool *p);
 
-/* Allocate exactly @n contiguous frames starting at a multiple of @align frames.
- * Returns 0 and *@first, or -ENOMEM leaving the pool unchanged. */
+/* Allocate exactly @n contiguous frames starting at a multiple of @align frames (a huge
+ * pool: @n must be whole 2 MiB frames, else -EINVAL). Returns 0 and *@first, or -ENOMEM
+ * leaving the pool unchanged (also when a huge pool cannot get its huge pages). */
 int pool_alloc(struct pool *p, uint64_t n, uint64_t align, uint64_t *first)
 	__attribute__((warn_unused_result));
 
-/* Allocate the longest free run of at most @max frames starting at a multiple of @align.
- * Returns the number of frames (0 if none), *@first its start. */
+/* Allocate the longest free run of at most @max frames starting at a multiple of @align
+ * (a huge pool: whole 2 MiB frames, @max rounded down to them). Returns the number of
+ * frames (0 if none), *@first its start. */
 uint64_t pool_alloc_upto(struct pool *p, uint64_t max, uint64_t align, uint64_t *first);
 
 /* Allocate the free frames from exactly @first on, at most @n, stopping at the first used
- * one. Returns how many (0 if @first is used or out of range). */
+ * one (a huge pool: whole 2 MiB frames from a 2 MiB boundary). Returns how many (0 if
+ * @first is used or out of range). */
 uint64_t pool_alloc_at(struct pool *p, uint64_t first, uint64_t n);
 
 /* Free [@first, @first + @n). Every frame must be allocated. */
