@@ -51,6 +51,10 @@ NOTES = []
 WATCHES = []  # every PtyWatch, stopped before the cleanup
 
 
+class E:
+    first_line_ms = []  # `virsh start` to the guest's first console line, per start
+
+
 def check(cond, what):
     if not cond:
         FAILS.append(what)
@@ -523,6 +527,13 @@ def run(e):
         watch.stop.set()
         watch.join(5)
 
+    # ---- s2vm's own boot, to tell what libvirt adds (timings are reported, not asserted)
+    own = own_boot_ms(e)
+    if own is not None and E.first_line_ms:
+        print(f"s2vm's own boot (s2vm run -> first console line, median of 5): {own:.0f} ms; "
+              f"libvirt adds {E.first_line_ms[0] - own:.0f} ms (virsh start -> first line "
+              f"{E.first_line_ms[0]:.0f} ms; target < 100 ms beyond the own boot)")
+
     # ---- second start + destroy
     st = listed(e)
     if st is None:
@@ -589,6 +600,30 @@ def vcpus_check(e, pid, log_mark, what):
           f"once): it found {found}, s2vm has {threads}" +
           ("; daemon log: " + mismatch[0].split(": ", 1)[-1] if mismatch else ""))
     return threads
+
+
+def own_boot_ms(e, runs=5):
+    """s2vm's own boot, for comparison with `virsh start`: the same guest, memory and vCPUs
+    run directly (as the daemon's user), spawn to its first console line; the median of
+    @runs, or None."""
+    times = []
+    for _ in range(runs):
+        t0 = time.monotonic()
+        p = subprocess.Popen([e.ch, "--mem", f"{MEM_MIB}M", "--vcpus", str(NCPUS), e.kernel,
+                              "--", "seconds=1"], env=e.env, stdout=subprocess.PIPE,
+                             stderr=subprocess.DEVNULL, **e.user)
+        line = p.stdout.readline()
+        if line:
+            times.append((time.monotonic() - t0) * 1e3)
+        try:
+            p.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+        p.stdout.close()
+        check(p.returncode == 0 and line.startswith(b"migstress: "),
+              f"s2vm run migstress.elf directly: exit {p.returncode}, first line {line!r}")
+    return sorted(times)[len(times) // 2] if times else None
 
 
 def first_run(e, watch, start_ms, log_mark):
@@ -658,6 +693,7 @@ def first_run(e, watch, start_ms, log_mark):
         if watch.first_line_ms is not None:
             print(f"virsh start -> first console line: {watch.first_line_ms:.0f} ms "
                   f"(virsh start itself: {start_ms:.0f} ms)")
+            E.first_line_ms.append(watch.first_line_ms)
         if watch.echo:
             note(f"the pty {path} echoes (ECHO set): input to the guest would see its own "
                  "output; a cloud-hypervisor pty is raw")
