@@ -12,6 +12,7 @@
 #include "vmm/churn.h"
 #include "vmm/cmd.h"
 #include "vmm/elf.h"
+#include "vmm/hypercall.h"
 #include "vmm/inject.h"
 #include "vmm/mems.h"
 #include "vmm/options.h"
@@ -213,6 +214,10 @@ int cmd_run(int argc, char **argv)
 	cfg.guest_args = o.guest_args;
 	if (vm_create(&vm, &cfg, &e)) {
 		fprintf(stderr, "s2vm run: %s\n", e.msg);
+		goto out_vm;
+	}
+	if (o.lab_out && hc_lab_out_set(&vm, o.lab_out)) {
+		fprintf(stderr, "s2vm run: --lab-out %s: out of memory\n", o.lab_out);
 		goto out_vm;
 	}
 	if (o.console_pty && vm_console_pty(&vm, &e)) {

@@ -3,15 +3,19 @@
  * through the memory manager (mm_guest_read/mm_guest_write: checked, through the pools'
  * own mappings); the block is copied once so a racing vCPU cannot change it midway. */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "mm/migrate.h"
 #include "s2vm/clock.h"
 #include "s2vm/hypercall.h"
+#include "s2vm/lab.h"
 #include "vmm/hypercall.h"
 
 /* Copy a guest string of @len bytes into @out (NUL-terminated) if it is a valid name:
@@ -138,6 +142,71 @@ static int64_t hc_mem_info(struct vm *vm, const uint64_t *a)
 	return e ? e : (int64_t)len;
 }
 
+int hc_lab_out_set(struct vm *vm, const char *path)
+{
+	char *copy = NULL;
+
+	if (path && !(copy = strdup(path)))
+		return -ENOMEM;
+	pthread_mutex_lock(&vm->out_lock);
+	free(vm->lab_out);
+	vm->lab_out = copy;
+	pthread_mutex_unlock(&vm->out_lock);
+	return 0;
+}
+
+/* Write @len bytes at @buf to the VM's --lab-out file (created or truncated). Returns 0,
+ * -ENODEV without --lab-out, or -EIO. */
+static int lab_sink_write(struct vm *vm, const void *buf, size_t len)
+{
+	int r = -ENODEV, fd;
+	size_t done = 0;
+
+	pthread_mutex_lock(&vm->out_lock); /* one writer at a time */
+	if (!vm->lab_out)
+		goto out;
+	r = -EIO;
+	fd = open(vm->lab_out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		goto out;
+	while (done < len) {
+		ssize_t n = write(fd, (const char *)buf + done, len - done);
+
+		if (n <= 0)
+			break;
+		done += (size_t)n;
+	}
+	if (close(fd) == 0 && done == len)
+		r = 0;
+out:
+	pthread_mutex_unlock(&vm->out_lock);
+	return r;
+}
+
+/* S2_HC_LAB_RESULT: copy the blob out of guest RAM once (a racing vCPU cannot change it
+ * after the check), check it, write it. */
+static int64_t hc_lab_result(struct vm *vm, const uint64_t *a)
+{
+	uint64_t len = a[1];
+	void *buf;
+	int r;
+
+	if (len > S2_LAB_MAX_LEN)
+		return -E2BIG;
+	if (len == 0 || len % 8)
+		return -EINVAL;
+	if (a[0] > vm->mem_size || len > vm->mem_size - a[0])
+		return -EFAULT;
+	buf = malloc(len);
+	if (!buf)
+		return -ENOMEM;
+	r = mm_guest_read(&vm->mm, a[0], buf, len) ? -EFAULT : s2_lab_check(buf, len);
+	if (!r)
+		r = lab_sink_write(vm, buf, len);
+	free(buf);
+	return r ? r : (int64_t)len;
+}
+
 enum hc_action hc_dispatch(struct vm *vm, uint32_t block_gpa, struct accel_exit *x)
 {
 	struct s2_hc_block b;
@@ -186,6 +255,9 @@ enum hc_action hc_dispatch(struct vm *vm, uint32_t block_gpa, struct accel_exit 
 		break;
 	case S2_HC_MEM_INFO:
 		ret = hc_mem_info(vm, b.args);
+		break;
+	case S2_HC_LAB_RESULT:
+		ret = hc_lab_result(vm, b.args);
 		break;
 	case S2_HC_FAULT:
 		/* the guest's ring-0 exception stub reports a fault it cannot handle */

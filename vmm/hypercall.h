@@ -19,4 +19,8 @@ enum hc_action {
  */
 enum hc_action hc_dispatch(struct vm *vm, uint32_t block_gpa, struct accel_exit *x);
 
+/* Send @vm's S2_HC_LAB_RESULT blobs to the file @path (copied into vm->lab_out, freed by
+ * vm_destroy), or to nowhere when @path is NULL. Returns 0 or -ENOMEM. */
+int hc_lab_out_set(struct vm *vm, const char *path);
+
 #endif

@@ -136,6 +136,9 @@ void run_opts_usage(FILE *f)
 		"      --timeline[=N]   record the last N migration batches and write faults\n"
 		"                       (default 8192; at most 1048576) with per-phase times,\n"
 		"                       in --stats=json and the API's vm.memory\n"
+		"      --lab-out FILE   write the guest's lab results (the S2_HC_LAB_RESULT\n"
+		"                       hypercall: latency histograms, throughput per 10 ms\n"
+		"                       window; checked first) to FILE, replaced on each call\n"
 		"      --stats[=FMT]    print memory statistics at exit (and on SIGUSR1);\n"
 		"                       FMT is text (default, stderr) or json (stdout)\n"
 		"      --disk path=FILE[,readonly=on][,direct=on][,num_queues=N]\n"
@@ -946,6 +949,7 @@ static int run_opts_parse_all(int argc, char **argv, struct run_opts *o, struct 
 		{ "migrate-batch", required_argument, NULL, 'b' },
 		{ "defer-invalidation", required_argument, NULL, 'd' },
 		{ "timeline", optional_argument, NULL, 'T' },
+		{ "lab-out", required_argument, NULL, 'L' },
 		{ "accel", required_argument, NULL, 'A' },
 		{ "disk", required_argument, NULL, 'D' },
 		{ "balloon", required_argument, NULL, 'B' },
@@ -1127,6 +1131,11 @@ static int run_opts_parse_all(int argc, char **argv, struct run_opts *o, struct 
 			o->timeline_cap = (uint32_t)n;
 			break;
 		}
+		case 'L':
+			if (o->lab_out)
+				return s2_err_set(e, -EINVAL, "--lab-out: given more than once");
+			o->lab_out = optarg;
+			break;
 		case 'W':
 			if (!strcmp(optarg, "eager"))
 				o->lazy_writable = false;

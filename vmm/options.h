@@ -116,6 +116,8 @@ struct run_opts {
 	uint64_t batch_bytes; /* --migrate-batch: bytes per batch, 4 KiB multiple; 0: default */
 	bool defer_invalidation; /* --defer-invalidation=on */
 	uint32_t timeline_cap; /* --timeline[=N]: events kept; 0: off */
+	const char *lab_out; /* --lab-out FILE: where S2_HC_LAB_RESULT blobs go (points into
+			      * argv); NULL: the hypercall returns -ENODEV */
 	enum accel_kind accel; /* --accel, default ACCEL_AUTO */
 	unsigned nr_disks; /* --disk, in command-line order */
 	struct disk_opts disks[RUN_MAX_DISKS];

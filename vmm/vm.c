@@ -532,6 +532,8 @@ void vm_destroy(struct vm *vm)
 	vm->mm_created = false;
 	free(vm->guest_args);
 	vm->guest_args = NULL;
+	free(vm->lab_out);
+	vm->lab_out = NULL;
 	pthread_mutex_destroy(&vm->out_lock);
 	if (vm->console_fd >= 0)
 		close(vm->console_fd);

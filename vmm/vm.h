@@ -79,7 +79,9 @@ struct vm {
 	struct vcpu *vcpus;
 	char *guest_args;
 
-	pthread_mutex_t out_lock; /* serialises guest console and report output */
+	pthread_mutex_t out_lock; /* serialises guest console and report output, and
+				   * writes of lab_out */
+	char *lab_out; /* --lab-out: where S2_HC_LAB_RESULT blobs go (malloc'ed), or NULL */
 	int console_fd; /* -1, or a pty master the console is copied to (vm_console_pty) */
 	char console_path[64]; /* its slave, e.g. /dev/pts/3 */
 	pthread_mutex_t stop_lock;

@@ -45,6 +45,12 @@ enum s2_hc_nr {
 	/* args: [0] buf gpa, [1] buf size. Fills a struct s2_hc_mem_info (truncated to
 	 * fit). ret: bytes written. */
 	S2_HC_MEM_INFO = 11,
+	/* args: [0] blob gpa, [1] len. A lab results blob (include/s2vm/lab.h), checked
+	 * with s2_lab_check() and written to the file of `s2vm run --lab-out`, replacing
+	 * what an earlier call wrote. ret: len, -E2BIG (len > S2_LAB_MAX_LEN), -EFAULT
+	 * (outside RAM), -EINVAL (malformed), -ENODEV (no --lab-out) or -EIO (the file
+	 * could not be written). */
+	S2_HC_LAB_RESULT = 12,
 };
 
 #define S2_HC_MAX_POOLS 8

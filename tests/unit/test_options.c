@@ -660,7 +660,31 @@ static void test_mems_list(void)
 		CU_ASSERT_EQUAL(mems_list_parse(bad[i], &m), -EINVAL);
 }
 
+/* --lab-out FILE: kept as given, at most once, never empty. */
+static void test_lab_out(void)
+{
+	static const struct bad_case cases[] = {
+		{ { "k", "--lab-out" }, "option --lab-out needs a value" },
+		{ { "k", "--lab-out=" }, "--lab-out: empty value" },
+		{ { "k", "--lab-out", "a", "--lab-out", "b" }, "--lab-out: given more than once" },
+		{ { "k", "--lab-out", "a b" }, "blanks are not allowed" },
+	};
+	struct run_opts o;
+	struct s2_err e = { "" };
+	const char *dflt[] = { "k", NULL };
+	const char *given[] = { "k", "--lab-out", "/tmp/x.blob", NULL };
+
+	EXPECT_ERRORS(cases);
+	CU_ASSERT_EQUAL_FATAL(parse(&o, &e, dflt), RUN_OPTS_OK);
+	CU_ASSERT_PTR_NULL(o.lab_out);
+	run_opts_free(&o);
+	CU_ASSERT_EQUAL_FATAL(parse(&o, &e, given), RUN_OPTS_OK);
+	CU_ASSERT_STRING_EQUAL(o.lab_out, "/tmp/x.blob");
+	run_opts_free(&o);
+}
+
 static CU_TestInfo tests[] = {
+	{ "--lab-out", test_lab_out },
 	{ "engine knobs: --migrate-batch, --defer-invalidation, --timeline", test_engine_knobs },
 	{ "Mems_allowed lists", test_mems_list },
 	{ "--disk values", test_disk_opts },

@@ -1,0 +1,199 @@
+// SPDX-License-Identifier: MIT
+/* The lab's guest instruments (lab.h): calibration, windows, the results blob. */
+#include "guest.h"
+#include "lab.h"
+
+#define CAL_NS 20000000ull /* the start calibration spans about 20 ms */
+#define BLOB_MAX (sizeof(struct s2_lab_header) +                                           \
+		  LAB_MAX_HISTS * (sizeof(struct s2_lab_section) + sizeof(struct s2_lab_hist) + \
+				   8ull * S2_LAB_HIST_BUCKETS) +                                \
+		  sizeof(struct s2_lab_section) + sizeof(struct s2_lab_windows) +              \
+		  8ull * LAB_MAX_WINDOWS + sizeof(struct s2_lab_section) +                     \
+		  LAB_MAX_SCALARS * sizeof(struct s2_lab_scalar))
+
+static uint64_t lab_windows[LAB_MAX_WINDOWS];
+static uint64_t lab_blob[BLOB_MAX / 8];
+
+static void name_copy(char *dst, unsigned n, const char *src)
+{
+	unsigned i = 0;
+
+	for (; i < n - 1 && src[i]; i++)
+		dst[i] = src[i];
+	for (; i < n; i++)
+		dst[i] = '\0';
+}
+
+void lab_cal_point(uint64_t *tsc, uint64_t *ns)
+{
+	uint64_t best = UINT64_MAX;
+
+	*tsc = 0;
+	*ns = 0;
+	/* best of 5: a vCPU preempted inside the bracket would skew the pair */
+	for (int i = 0; i < 5; i++) {
+		uint64_t a = g_rdtsc(), t = g_clock_ns(), b = g_rdtsc();
+
+		if (b - a < best) {
+			best = b - a;
+			*tsc = a + (b - a) / 2;
+			*ns = t;
+		}
+	}
+}
+
+int lab_start(struct lab *l, const char *workload, int argc, char **argv)
+{
+	const char *a = g_arg(argc, argv, "lab");
+	uint64_t tsc, ns;
+
+	memset(l, 0, sizeof(*l));
+	name_copy(l->workload, sizeof(l->workload), workload);
+	l->on = 1;
+	if (a) {
+		if (strcmp(a, "0") && strcmp(a, "1")) {
+			g_printf("%s: lab=%s: expected 0 (instruments off) or 1 (on)\n", workload, a);
+			return -1;
+		}
+		l->on = a[0] == '1';
+	}
+	l->windows = lab_windows;
+	memset(lab_windows, 0, sizeof(lab_windows));
+	lab_cal_point(&l->tsc0, &l->ns0);
+	do
+		lab_cal_point(&tsc, &ns);
+	while (ns - l->ns0 < CAL_NS || tsc <= l->tsc0);
+	l->window_tsc = (uint64_t)((double)(tsc - l->tsc0) * (double)LAB_WINDOW_NS /
+				   (double)(ns - l->ns0));
+	if (!l->window_tsc)
+		l->window_tsc = 1;
+	l->begin_tsc = tsc;
+	return 0;
+}
+
+uint64_t lab_ns_to_tsc(const struct lab *l, uint64_t ns)
+{
+	return (uint64_t)((double)ns * (double)l->window_tsc / (double)LAB_WINDOW_NS);
+}
+
+void lab_begin(struct lab *l, uint64_t tsc)
+{
+	l->begin_tsc = tsc;
+}
+
+void lab_end(struct lab *l, uint64_t tsc)
+{
+	l->end_tsc = tsc;
+	lab_cal_point(&l->tsc1, &l->ns1);
+}
+
+double lab_ns_per_cycle(const struct lab *l)
+{
+	return (double)(l->ns1 - l->ns0) / (double)(l->tsc1 - l->tsc0);
+}
+
+double lab_seconds(const struct lab *l)
+{
+	return (double)(l->end_tsc - l->begin_tsc) * lab_ns_per_cycle(l) / 1e9;
+}
+
+void lab_add_hist(struct lab *l, const char *name, const struct lab_hist *h)
+{
+	if (l->nr_hists == LAB_MAX_HISTS)
+		return;
+	l->hist_name[l->nr_hists] = name;
+	l->hists[l->nr_hists++] = h;
+}
+
+void lab_scalar(struct lab *l, const char *name, double v, const char *unit)
+{
+	g_report(name, v, unit);
+	if (l->nr_scalars == LAB_MAX_SCALARS)
+		return;
+	name_copy(l->scalars[l->nr_scalars].name, S2_LAB_SCALAR_NAME_LEN, name);
+	l->scalars[l->nr_scalars++].value = v;
+}
+
+/* Append a section header of @kind, @name, @len payload bytes at @off; returns the
+ * payload's offset. */
+static uint64_t put_section(unsigned char *p, uint64_t off, uint32_t kind, const char *name,
+			    uint64_t len)
+{
+	struct s2_lab_section s;
+
+	s.kind = kind;
+	s.len = (uint32_t)len;
+	name_copy(s.name, sizeof(s.name), name);
+	memcpy(p + off, &s, sizeof(s));
+	return off + sizeof(s);
+}
+
+int64_t lab_send(struct lab *l)
+{
+	unsigned char *p = (unsigned char *)lab_blob;
+	struct s2_lab_header h;
+	uint64_t off = sizeof(h);
+	uint32_t nsec = 0;
+	int64_t r;
+
+	if (l->on) {
+		for (unsigned i = 0; i < l->nr_hists; i++) {
+			struct s2_lab_hist hh = {
+				.sub_bits = S2_LAB_HIST_SUB_BITS,
+				.nr_buckets = S2_LAB_HIST_BUCKETS,
+				.count = l->hists[i]->count,
+				.sum = l->hists[i]->sum,
+				.min = l->hists[i]->min,
+				.max = l->hists[i]->max,
+			};
+
+			off = put_section(p, off, S2_LAB_SEC_HIST, l->hist_name[i],
+					  sizeof(hh) + 8ull * S2_LAB_HIST_BUCKETS);
+			memcpy(p + off, &hh, sizeof(hh));
+			off += sizeof(hh);
+			memcpy(p + off, l->hists[i]->b, 8ull * S2_LAB_HIST_BUCKETS);
+			off += 8ull * S2_LAB_HIST_BUCKETS;
+			nsec++;
+		}
+		{
+			struct s2_lab_windows w = {
+				.start_tsc = l->begin_tsc,
+				.window_tsc = l->window_tsc,
+				.nr = l->nr_windows,
+				.unit = l->unit,
+			};
+
+			off = put_section(p, off, S2_LAB_SEC_WINDOWS, "throughput",
+					  sizeof(w) + 8ull * w.nr);
+			memcpy(p + off, &w, sizeof(w));
+			off += sizeof(w);
+			memcpy(p + off, l->windows, 8ull * w.nr);
+			off += 8ull * w.nr;
+			nsec++;
+		}
+	}
+	if (l->nr_scalars) {
+		off = put_section(p, off, S2_LAB_SEC_SCALARS, "scalars",
+				  l->nr_scalars * sizeof(struct s2_lab_scalar));
+		memcpy(p + off, l->scalars, l->nr_scalars * sizeof(struct s2_lab_scalar));
+		off += l->nr_scalars * sizeof(struct s2_lab_scalar);
+		nsec++;
+	}
+	memset(&h, 0, sizeof(h));
+	h.magic = S2_LAB_MAGIC;
+	h.version = S2_LAB_VERSION;
+	h.header_len = sizeof(h);
+	h.total_len = (uint32_t)off;
+	h.nr_sections = nsec;
+	name_copy(h.workload, sizeof(h.workload), l->workload);
+	h.tsc0 = l->tsc0;
+	h.ns0 = l->ns0;
+	h.tsc1 = l->tsc1;
+	h.ns1 = l->ns1;
+	h.flags = l->on ? S2_LAB_F_INSTRUMENTS : 0;
+	memcpy(p, &h, sizeof(h));
+	r = g_hypercall(S2_HC_LAB_RESULT, (uintptr_t)p, off, 0, 0, 0);
+	if (r < 0 && r != -19 /* ENODEV: no --lab-out */)
+		g_printf("%s: the VMM refused the lab results: error %ld\n", l->workload, (long)r);
+	return r;
+}
