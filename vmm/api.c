@@ -29,7 +29,8 @@ enum api_state {
 	API_CREATED, /* vm.create gave a config: waiting for vm.boot */
 	API_BOOTING, /* vm.boot: the main thread builds the VM (api_wait_boot returned) */
 	API_ATTACHED, /* a VM runs: ctx.vm is set */
-	API_QUIT, /* vmm.shutdown before any VM */
+	API_REBOOTING, /* vm.reboot: the main thread tears the VM down and builds it again */
+	API_QUIT, /* vmm.shutdown before any VM (or while one is rebuilt) */
 };
 
 struct api {
@@ -39,6 +40,9 @@ struct api {
 	struct run_opts cfg; /* API_CREATED, API_BOOTING: from vm.create */
 	struct api_ctx pending; /* api_set_pending(): attached by api_started() */
 	struct api_ctx ctx;
+	unsigned users; /* requests using ctx.vm now: a reboot waits for them */
+	bool reboot; /* vm.reboot answered: the VM stops, then is built again */
+	bool shutdown_asked; /* vm.shutdown/vm.delete/vmm.shutdown for this VM */
 	struct MHD_Daemon *d;
 	int fd;
 	char *path; /* unlinked at stop, if we made it */
@@ -51,6 +55,8 @@ struct req {
 	bool too_big;
 	bool stop_vm; /* once the answer is sent: stop the VM */
 	bool quit; /* once the answer is sent: no VM will come, s2vm exits */
+	bool reboot; /* once the answer is sent: stop the VM and build it again */
+	bool holds_vm; /* counted in api->users until done() */
 };
 
 /* ---- responses ---- */
@@ -93,8 +99,9 @@ struct answer {
 	unsigned status;
 	json_object *body;
 	char err[400]; /* used when status >= 400 */
-	bool stop_vm, quit; /* acted on after the answer went out (done()): stopping first
-			     * could close the socket before the client has its answer */
+	bool stop_vm, quit, reboot; /* acted on after the answer went out (done()):
+				     * stopping first could close the socket before the
+				     * client has its answer */
 };
 
 static void fail(struct answer *a, unsigned status, const char *fmt, ...)
@@ -168,10 +175,14 @@ static void info_created(struct api *api, struct answer *a)
 static void ep_info(struct api *api, json_object *in, struct answer *a)
 {
 	struct vm *vm;
+	bool rebooting;
 
 	pthread_mutex_lock(&api->lock);
 	vm = api->state == API_ATTACHED ? api->ctx.vm : NULL;
+	rebooting = api->state == API_REBOOTING;
 	pthread_mutex_unlock(&api->lock);
+	if (rebooting)
+		return fail(a, 409, "the VM is rebooting");
 	if (!vm)
 		return info_created(api, a);
 	json_object *o = json_object_new_object(), *cfg = json_object_new_object();
@@ -382,6 +393,8 @@ static void ep_migrate(struct api *api, json_object *in, struct answer *a)
 
 		for (unsigned i = 0; i < mm->nr_pools; i++)
 			known |= mm->pools[i].node == node;
+		for (unsigned i = 0; i < mm->cfg.nr_caps; i++) /* --pool names it */
+			known |= mm->cfg.caps[i].node == node;
 		if (!known)
 			return fail(a, 400,
 				    "host node %llu: not on this host and not one of the VM's "
@@ -481,11 +494,14 @@ static void ep_delete(struct api *api, json_object *in, struct answer *a)
 	a->status = 204;
 }
 
+/* Like Cloud Hypervisor: the guest starts again from its kernel with the same config;
+ * its memory is made anew (the old VM and its memory are gone). */
 static void ep_reboot(struct api *api, json_object *in, struct answer *a)
 {
 	(void)api;
 	(void)in;
-	fail(a, 409, "s2vm cannot reboot a guest in place: shut it down and boot it again");
+	a->reboot = true;
+	a->status = 204;
 }
 
 struct endpoint {
@@ -578,14 +594,19 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 		json_object_put(o);
 		return ret;
 	}
-	if (ep->vm) {
-		bool up;
+	{
+		/* a request that may use the VM holds it: a reboot waits for it */
+		enum api_state st;
 
 		pthread_mutex_lock(&api->lock);
-		up = api->state == API_ATTACHED;
+		st = api->state;
+		if (st == API_ATTACHED)
+			api->users++;
 		pthread_mutex_unlock(&api->lock);
-		if (!up)
-			return send_error(c, 409, "no VM is running (vm.create, then vm.boot)");
+		if (ep->vm && st != API_ATTACHED)
+			return send_error(c, 409, st == API_REBOOTING ? "the VM is rebooting" :
+					  "no VM is running (vm.create, then vm.boot)");
+		rq->holds_vm = st == API_ATTACHED;
 	}
 	req_body = rq->body;
 	req_len = rq->len;
@@ -607,6 +628,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 	json_object_put(in);
 	rq->stop_vm = a.stop_vm;
 	rq->quit = a.quit;
+	rq->reboot = a.reboot;
 	if (a.status >= 400)
 		return send_error(c, a.status, "%s", a.err);
 	return send_json(c, a.status, a.body);
@@ -620,14 +642,19 @@ static void done(void *cls, struct MHD_Connection *c, void **con_cls,
 
 	(void)c;
 	(void)toe;
-	if (rq && (rq->stop_vm || rq->quit)) {
+	if (rq && (rq->stop_vm || rq->quit || rq->reboot || rq->holds_vm)) {
 		pthread_mutex_lock(&api->lock);
-		if (rq->stop_vm && api->state == API_ATTACHED) {
+		if ((rq->stop_vm || rq->reboot) && api->state == API_ATTACHED) {
+			/* a shutdown wins over a reboot asked before or after it */
+			api->shutdown_asked |= rq->stop_vm;
+			api->reboot = rq->reboot && !api->shutdown_asked;
 			vm_stop(api->ctx.vm, VM_STOP_SIGNAL, 0);
 		} else if (rq->quit && api->state != API_BOOTING && api->state != API_ATTACHED) {
 			api->state = API_QUIT;
-			pthread_cond_broadcast(&api->cond);
 		}
+		if (rq->holds_vm)
+			api->users--;
+		pthread_cond_broadcast(&api->cond);
 		pthread_mutex_unlock(&api->lock);
 	}
 	if (rq) {
@@ -762,12 +789,35 @@ void api_started(struct vm *vm, void *api)
 void api_attach(struct api *a, const struct api_ctx *ctx)
 {
 	pthread_mutex_lock(&a->lock);
-	if (ctx) {
+	if (ctx && a->state == API_QUIT) {
+		vm_stop(ctx->vm, VM_STOP_SIGNAL, 0); /* vmm.shutdown while it was rebuilt */
+	} else if (ctx) {
 		a->ctx = *ctx;
 		a->state = API_ATTACHED;
-	} else if (a->state == API_BOOTING) {
+		a->reboot = a->shutdown_asked = false;
+	} else if (a->state == API_BOOTING || a->state == API_REBOOTING) {
 		a->state = API_QUIT; /* the VM could not be made */
 	}
 	pthread_cond_broadcast(&a->cond);
 	pthread_mutex_unlock(&a->lock);
+}
+
+bool api_reboot_detach(struct api *a)
+{
+	bool reboot;
+
+	if (!a)
+		return false;
+	pthread_mutex_lock(&a->lock);
+	reboot = a->reboot && a->state == API_ATTACHED;
+	if (reboot) {
+		a->state = API_REBOOTING; /* new requests leave the VM alone */
+		while (a->users)
+			pthread_cond_wait(&a->cond, &a->lock);
+		a->ctx = (struct api_ctx){ 0 };
+		a->pending = (struct api_ctx){ 0 };
+	}
+	a->reboot = false;
+	pthread_mutex_unlock(&a->lock);
+	return reboot;
 }

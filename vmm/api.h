@@ -14,6 +14,9 @@
  *   GET  /api/v1/vm.counters         per device counters
  *   PUT  /api/v1/vm.pause, vm.resume 204 (409 if already in that state)
  *   PUT  /api/v1/vm.shutdown         204; the guest stops
+ *   PUT  /api/v1/vm.reboot           204; the VM stops and is built again from its config
+ *                                    (fresh memory, the kernel loaded again), like Cloud
+ *                                    Hypervisor; VM requests meanwhile get 409
  *   PUT  /api/v1/vm.resize           {"desired_balloon": BYTES}: the balloon target, 204
  *   GET  /api/v1/vm.memory           the --stats=json document, live
  *   PUT  /api/v1/vm.migrate-memory   {"host_node": N, "guest_node": G} or
@@ -69,6 +72,15 @@ void api_attach(struct api *a, const struct api_ctx *ctx);
  * (vm->on_started, @ctx the api) attaches it once they do. */
 void api_set_pending(struct api *a, const struct api_ctx *ctx);
 void api_started(struct vm *vm, void *api);
+
+/*
+ * After vm_run() returned: if vm.reboot stopped it, detach the VM (requests that need it
+ * get 409 "rebooting"; waits for those using it to finish) and return true: the caller
+ * destroys the VM and builds it again, then api_set_pending()/api_started() (or
+ * api_attach(NULL) if that failed). Otherwise false: the VM stays attached until
+ * api_stop(). NULL is fine (false).
+ */
+bool api_reboot_detach(struct api *a);
 
 /* Stop serving, close the socket, remove the path it created. NULL is fine. */
 void api_stop(struct api *a);

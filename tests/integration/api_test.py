@@ -116,6 +116,7 @@ def main():
         check(not os.path.exists(sock), "the socket was not removed at exit")
     shutdown_test(a, "vm.shutdown")
     shutdown_test(a, "vmm.shutdown")
+    reboot_test(a)
     vmm_mode_test(a)
     print(f"api_test: {'FAIL' if FAILS else 'PASS'} ({len(FAILS)} failures)")
     return 1 if FAILS else 0
@@ -353,6 +354,53 @@ def vmm_mode_test(a):
     expect(sock + "2", "PUT", "vmm.shutdown", 204, what="vmm.shutdown without a VM")
     p.wait(timeout=20)
     check(p.returncode == 0, f"vmm.shutdown without a VM: exit {p.returncode}")
+
+
+def reboot_test(a):
+    """vm.reboot: the VM stops and is built again from its config (fresh memory: the
+    migration done before is gone), the guest starts over, the API keeps serving."""
+    tmp = tempfile.mkdtemp(prefix="s2vm-api-")
+    sock = os.path.join(tmp, "api.sock")
+    p = subprocess.Popen([a.s2vm, "run", os.path.join(a.images, "migstress.elf"), "--accel",
+                          a.accel, "--mem", "64M", "--vcpus", "2", "--balloon", "size=0",
+                          "--pool", "1=64M", "--api-socket", sock, "--", "seconds=60"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_ready(sock)
+        first = p.stdout.readline()
+        check(first.startswith("migstress: 2 vCPU(s)"), f"reboot: first line {first!r}")
+        doc, _ = expect(sock, "PUT", "vm.migrate-memory", 200, {"host_node": 1, "guest_node": 0},
+                        what="reboot: migrate before")
+        check(doc and doc.get("pages", 0) > 0, f"reboot: migration before: {doc}")
+        expect(sock, "PUT", "vm.reboot", 204, what="vm.reboot")
+        t0 = time.monotonic()
+        state = None
+        while time.monotonic() - t0 < 15:
+            st, doc, _ = call(sock, "GET", "vm.info")
+            check(st in (200, 409), f"vm.info while rebooting: {st} {doc}")
+            if st == 200 and doc.get("state") == "Running":
+                state = "Running"
+                break
+            time.sleep(0.02)
+        check(state == "Running", f"vm.info after vm.reboot: not Running within 15 s ({doc})")
+        again = p.stdout.readline()
+        check(again.startswith("migstress: 2 vCPU(s)"),
+              f"reboot: the guest did not start again: {again!r}")
+        print(f"vm.reboot -> Running again in {(time.monotonic() - t0) * 1e3:.0f} ms")
+        doc, _ = expect(sock, "GET", "vm.memory", 200, what="vm.memory after reboot")
+        mig = (doc or {}).get("migration", {})
+        check(mig.get("pages", -1) == 0, f"after reboot the VM is new (0 pages migrated): {mig}")
+        expect(sock, "PUT", "vm.pause", 204, what="vm.pause after reboot")
+        expect(sock, "PUT", "vm.resume", 204, what="vm.resume after reboot")
+        expect(sock, "PUT", "vm.shutdown", 204, what="vm.shutdown after reboot")
+        out, err = p.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        out, err = p.communicate()
+    check(p.returncode == 0, f"reboot: s2vm exit {p.returncode}: {err[-400:]}")
+    check("ERROR: AddressSanitizer" not in err and "WARNING: ThreadSanitizer" not in err,
+          "reboot: a sanitizer report")
+    check(not os.path.exists(sock), "reboot: the socket was not removed")
 
 
 def shutdown_test(a, ep):

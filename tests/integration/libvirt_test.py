@@ -8,7 +8,8 @@ Takes the libvirt built by tools/libvirt/build.sh (builds it when missing, about
 skips when the machine cannot build it), starts its ch daemon (virtchd) in a private
 temp dir with a `cloud-hypervisor` symlink to s2vm on its PATH, and drives a migstress
 guest with virsh: define, start, dominfo, vcpuinfo, suspend, resume, dumpxml + the
-serial pty's console lines, shutdown, start again, destroy, undefine. Each step's
+serial pty's console lines, reboot (the guest starts over on the same pty, same
+process), shutdown, start again, destroy, undefine. Each step's
 output is checked, and what s2vm did is checked on the host too (its process, its
 vcpuN threads, their CPU time while paused, its exit). Prints `virsh start` to the
 guest's first console line. See tools/libvirt/README.md. Exit 0 pass, 1 fail, 77 skip.
@@ -697,6 +698,25 @@ def first_run(e, watch, start_ms, log_mark):
         if watch.echo:
             note(f"the pty {path} echoes (ECHO set): input to the guest would see its own "
                  "output; a cloud-hypervisor pty is raw")
+
+        # ---- reboot: vm.reboot; the same process builds the VM again, the guest starts
+        # over on the same pty (libvirt read its path once)
+        starts = sum(ln.startswith("migstress: ") and "writing" in ln for ln in watch.lines())
+        t0 = time.monotonic()
+        rc, out, err = e.virsh("reboot", DOM)
+        check(rc == 0 and f"Domain '{DOM}' is being rebooted" in out,
+              f"reboot: exit {rc}: {out}{err}")
+        while time.monotonic() - t0 < 15 and sum(
+                ln.startswith("migstress: ") and "writing" in ln for ln in watch.lines()) <= starts:
+            time.sleep(0.05)
+        again = sum(ln.startswith("migstress: ") and "writing" in ln for ln in watch.lines())
+        check(again > starts, f"reboot: the guest did not start again on {path} within 15 s "
+              f"({starts} starts before, {again} after)")
+        if again > starts:
+            print(f"virsh reboot -> the guest's first line again: "
+                  f"{(time.monotonic() - t0) * 1e3:.0f} ms")
+        check(domstate(e) == "running", "domstate after reboot")
+        check(dominfo(e, "running") == pid, "reboot: another s2vm process (want the same)")
 
     # ---- shutdown: vm.shutdown, s2vm exits
     rc, out, err = e.virsh("shutdown", DOM)
