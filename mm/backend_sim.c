@@ -119,6 +119,21 @@ static bool same_contents(const struct s2_sim *s, hpa_t a, hpa_t b, uint64_t siz
 	return true;
 }
 
+/* Walk the stage-1-like table: level-3 pages only. */
+static int s1_walk(const struct sim_s1 *t, uint64_t va, struct s2_leaf *l, unsigned *lvl)
+{
+	uint64_t p = va >> S2_PAGE_SHIFT, pte;
+
+	if (p >= t->npages)
+		return -ENOENT;
+	pte = __atomic_load_n(&t->pte[p], __ATOMIC_ACQUIRE);
+	if (s2_format_arm64.kind(pte, 3) != S2_PTE_LEAF)
+		return -ENOENT;
+	s2_format_arm64.leaf(pte, 3, l);
+	*lvl = 3;
+	return 0;
+}
+
 static bool overlaps(const struct sim_tlbe *e, gpa_t gpa, uint64_t size)
 {
 	return e->valid && e->base < gpa + size && gpa < e->base + e->size;
@@ -153,7 +168,7 @@ int s2_sim_access(struct s2_sim *s, unsigned agent, gpa_t gpa, bool write)
 		touch_frame(s, gpa, e->oa + (gpa - e->base), write);
 		return 0;
 	}
-	if (s2_walk(s->map, gpa, &l, &lvl)) {
+	if (s->s1 ? s1_walk(s->s1, gpa, &l, &lvl) : s2_walk(s->map, gpa, &l, &lvl)) {
 		s->faults++;
 		return -EFAULT;
 	}
@@ -205,18 +220,13 @@ static bool any_cached(const struct s2_sim *s, gpa_t gpa, uint64_t size)
 	return false;
 }
 
-static void sim_pte_write(void *ctx, gpa_t gpa, unsigned level, uint64_t old, uint64_t new_pte)
+/* The arm64 rules for one entry write at @level of a table in format @f. */
+static void check_write(struct s2_sim *s, const struct s2_format *f, gpa_t gpa, unsigned level,
+			uint64_t old, uint64_t new_pte)
 {
-	struct s2_sim *s = ctx;
-	const struct s2_format *f;
-	enum s2_pte_kind ko, kn;
+	enum s2_pte_kind ko = f->kind(old, level), kn = f->kind(new_pte, level);
 	uint64_t size = s2_level_size(level);
 
-	if (!s->map || !s->arm_rules) /* before s2_sim_attach() nothing can be cached */
-		return;
-	f = s->map->fmt;
-	ko = f->kind(old, level);
-	kn = f->kind(new_pte, level);
 	if (ko == S2_PTE_INVALID || kn == S2_PTE_INVALID)
 		return;
 	if (ko == S2_PTE_LEAF && kn == S2_PTE_LEAF) {
@@ -239,6 +249,15 @@ static void sim_pte_write(void *ctx, gpa_t gpa, unsigned level, uint64_t old, ui
 		violation(s, SIM_TLB_CONFLICT, gpa,
 			  ko == S2_PTE_LEAF ? "block replaced by a table while cached"
 					    : "table replaced by a block while cached");
+}
+
+static void sim_pte_write(void *ctx, gpa_t gpa, unsigned level, uint64_t old, uint64_t new_pte)
+{
+	struct s2_sim *s = ctx;
+
+	if (!s->map || !s->arm_rules) /* before s2_sim_attach() nothing can be cached */
+		return;
+	check_write(s, s->map->fmt, gpa, level, old, new_pte);
 }
 
 /* The batch claims its changes done: nothing writable that the map no longer allows may
@@ -279,3 +298,131 @@ const struct s2_backend_ops s2_sim_ops = {
 	.tlbi = sim_tlbi,
 	.commit = sim_commit,
 };
+
+/* ---- the stage-1-like table of a frame table ---- */
+
+static uint64_t s1_pte(hpa_t oa, unsigned perm)
+{
+	struct s2_leaf l = { .oa = oa, .perm = (uint8_t)perm, .memtype = S2_MT_NORMAL,
+			     .accessed = true };
+
+	return perm ? s2_format_arm64.mk_leaf(3, &l) : 0;
+}
+
+int sim_s1_init(struct sim_s1 *t, struct s2_sim *sim, uint64_t npages, unsigned readers)
+{
+	memset(t, 0, sizeof(*t));
+	t->pte = calloc(npages ? npages : 1, sizeof(*t->pte));
+	if (!t->pte)
+		return -ENOMEM;
+	t->sim = sim;
+	t->npages = npages;
+	t->readers = readers < sim->nr_agents ? readers : sim->nr_agents - 1;
+	sim->s1 = t;
+	sim->arm_rules = true;
+	/* the shared page holds the zeros every record starts as; private pages are free */
+	s2_sim_frame_alloc(sim, SIM_S1_SHARED_PA, S2_PAGE_SIZE);
+	s2_sim_frame_free(sim, S2_PAGE_SIZE, npages * S2_PAGE_SIZE);
+	for (uint64_t p = 0; p < npages; p++)
+		t->pte[p] = s1_pte(SIM_S1_SHARED_PA, S2_PERM_R);
+	return 0;
+}
+
+void sim_s1_destroy(struct sim_s1 *t)
+{
+	if (t->sim && t->sim->s1 == t)
+		t->sim->s1 = NULL;
+	free(t->pte);
+	t->pte = NULL;
+}
+
+void sim_s1_write(struct sim_s1 *t, uint64_t page, hpa_t oa, unsigned perm)
+{
+	uint64_t nw = s1_pte(oa, perm);
+
+	if (page >= t->npages)
+		return;
+	t->writes++;
+	check_write(t->sim, &s2_format_arm64, page << S2_PAGE_SHIFT, 3, t->pte[page], nw);
+	__atomic_store_n(&t->pte[page], nw, __ATOMIC_RELEASE);
+}
+
+void sim_s1_tlbi(struct sim_s1 *t, uint64_t page, uint64_t n)
+{
+	sim_tlbi(t->sim, page << S2_PAGE_SHIFT, n << S2_PAGE_SHIFT);
+}
+
+int sim_s1_access(struct sim_s1 *t, unsigned agent, uint64_t page, bool write)
+{
+	return s2_sim_access(t->sim, agent, page << S2_PAGE_SHIFT, write);
+}
+
+static unsigned s1_perm(const struct sim_s1 *t, uint64_t page)
+{
+	struct s2_leaf l;
+	unsigned lvl;
+
+	return s1_walk(t, page << S2_PAGE_SHIFT, &l, &lvl) ? 0 : l.perm;
+}
+
+static hpa_t s1_oa(const struct sim_s1 *t, uint64_t page)
+{
+	struct s2_leaf l;
+	unsigned lvl;
+
+	return s1_walk(t, page << S2_PAGE_SHIFT, &l, &lvl) ? ~0ull : l.oa;
+}
+
+void sim_s1_frame_step(void *ctx, struct frame_table *ft, const struct frame_step *st)
+{
+	struct sim_s1 *t = ctx;
+	struct s2_sim *s = t->sim;
+	uint64_t p0 = st->chunk * 2;
+	hpa_t priv = sim_s1_priv_pa(st->chunk, 0);
+
+	(void)ft;
+	t->steps++;
+	switch (st->kind) {
+	case FRAME_STEP_ALLOC:
+		s2_sim_frame_alloc(s, priv, 2 * S2_PAGE_SIZE);
+		break;
+	case FRAME_STEP_COPY:
+		for (unsigned k = 0; k < 2; k++)
+			if (s1_oa(t, p0 + k) != ~0ull)
+				s2_sim_frame_copy(s, priv + k * S2_PAGE_SIZE, s1_oa(t, p0 + k),
+						  S2_PAGE_SIZE);
+		break;
+	case FRAME_STEP_MAP: /* one mmap: each entry rewritten, then invalidated */
+		for (unsigned k = 0; k < 2; k++)
+			sim_s1_write(t, p0 + k,
+				     st->shared ? SIM_S1_SHARED_PA : priv + k * S2_PAGE_SIZE,
+				     st->writable ? S2_PERM_RW : S2_PERM_R);
+		sim_s1_tlbi(t, p0, 2);
+		break;
+	case FRAME_STEP_PROTECT: /* one mprotect: same addresses */
+		for (unsigned k = 0; k < 2; k++)
+			sim_s1_write(t, p0 + k, s1_oa(t, p0 + k),
+				     st->writable ? S2_PERM_RW : S2_PERM_R);
+		sim_s1_tlbi(t, p0, 2);
+		break;
+	case FRAME_STEP_WRITE:
+	case FRAME_STEP_ZERO: /* the writer (agent 0) stores through its translation */
+		for (unsigned k = 0; k < 2; k++)
+			if (sim_s1_access(t, 0, p0 + k, true))
+				t->write_faults++;
+		if (st->kind == FRAME_STEP_ZERO)
+			for (unsigned k = 0; k < 2; k++)
+				if (s1_oa(t, p0 + k) != SIM_S1_SHARED_PA &&
+				    (s1_perm(t, p0 + k) & S2_PERM_W))
+					s2_sim_frame_copy(s, s1_oa(t, p0 + k), SIM_S1_SHARED_PA,
+							  S2_PAGE_SIZE);
+		break;
+	case FRAME_STEP_FREE:
+		s2_sim_frame_free(s, priv, 2 * S2_PAGE_SIZE);
+		break;
+	}
+	/* concurrent readers: each walks the chunk's records now */
+	for (unsigned a = 1; a <= t->readers; a++)
+		for (unsigned k = 0; k < 2; k++)
+			(void)sim_s1_access(t, a, p0 + k, false);
+}

@@ -13,10 +13,16 @@
  *   SIM_TLB_CONFLICT    arm64, FEAT_BBM < 2: a block/table change while an agent caches
  *                       a translation of another size for the same addresses
  * Frames are tracked per 4 KiB below nr_frames * 4 KiB: freed or not, and a contents token.
+ *
+ * The same checker also observes a stage-1-like table (struct sim_s1): the frame table's
+ * own mapping, virtual page -> backing page, written one entry at a time by the frame
+ * table's restore and optimise sequences (struct frame_table_hooks), while agents read
+ * the table through their TLBs.
  */
 #ifndef S2VM_MM_BACKEND_SIM_H
 #define S2VM_MM_BACKEND_SIM_H
 
+#include "mm/frame.h"
 #include "mm/s2.h"
 
 enum sim_rule {
@@ -45,8 +51,11 @@ struct sim_agent {
 		      * invalidations, only dropped at its quiescent points */
 };
 
+struct sim_s1;
+
 struct s2_sim {
 	struct s2_map *map; /* set by s2_sim_attach() */
+	struct sim_s1 *s1; /* or this stage-1-like table (sim_s1_init()), walked instead */
 	bool arm_rules; /* check the arm64 rules (the map's format needs BBM) */
 	unsigned bbm_level; /* the simulated hardware's FEAT_BBM level */
 	unsigned nr_agents;
@@ -88,6 +97,44 @@ void s2_sim_agent_set_device(struct s2_sim *s, unsigned agent, bool device);
 void s2_sim_agent_flush(struct s2_sim *s, unsigned agent);
 
 uint64_t s2_sim_violations(const struct s2_sim *s);
+
+/*
+ * A stage-1-like table observed by @sim: one arm64 level-3 descriptor per 4 KiB virtual
+ * page of [0, npages * 4 KiB). Model of a frame table's mapping: page 2c and 2c + 1 hold
+ * chunk c's records; the shared page is frame 0, chunk c's private pages are frames
+ * 1 + 2c and 2 + 2c (so @sim needs 1 + 2 * chunks frames).
+ */
+struct sim_s1 {
+	struct s2_sim *sim;
+	uint64_t *pte; /* npages descriptors (0: invalid) */
+	uint64_t npages;
+	unsigned readers; /* agents 1..readers read the chunk's pages after every step */
+	uint64_t steps, writes, write_faults; /* write_faults: a record write hit a read-only page */
+};
+
+/* Create the table, all pages mapping the shared page read-only, and make @sim check it
+ * with the arm64 rules (its FEAT_BBM level as given to s2_sim_init()). @sim must not be
+ * attached to a map. Returns 0 or -ENOMEM. */
+int sim_s1_init(struct sim_s1 *t, struct s2_sim *sim, uint64_t npages, unsigned readers)
+	__attribute__((warn_unused_result));
+void sim_s1_destroy(struct sim_s1 *t);
+/* Write page @page's descriptor: @oa with @perm, or invalid if @perm is 0. The checker
+ * sees the old and new entries. No invalidation: call sim_s1_tlbi(). */
+void sim_s1_write(struct sim_s1 *t, uint64_t page, hpa_t oa, unsigned perm);
+/* Invalidate [page, page + n) in every agent (a broadcast TLBI). */
+void sim_s1_tlbi(struct sim_s1 *t, uint64_t page, uint64_t n);
+/* Agent @agent reads (or writes) page @page through its TLB. As s2_sim_access(). */
+int sim_s1_access(struct sim_s1 *t, unsigned agent, uint64_t page, bool write);
+/* Output address of page @idx of chunk @c's private pages, and of the shared page. */
+static inline hpa_t sim_s1_priv_pa(uint64_t c, unsigned idx)
+{
+	return (1 + 2 * c + idx) << S2_PAGE_SHIFT;
+}
+#define SIM_S1_SHARED_PA 0ull
+/* A struct frame_table_hooks step function (@ctx is the struct sim_s1): applies @s to the
+ * model as the host call did it (each entry write, then its invalidation), then lets
+ * the reader agents walk the chunk's pages. */
+void sim_s1_frame_step(void *ctx, struct frame_table *ft, const struct frame_step *s);
 const char *s2_sim_rule_name(enum sim_rule r);
 
 #endif

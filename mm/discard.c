@@ -310,7 +310,9 @@ static int rehome(struct mm *mm, struct dwork *w, struct discard_result *res)
 			p->rehome = false;
 			continue;
 		}
-		/* cannot fail: inside RAM, frame numbers from a pool */
+		/* inside RAM, frame numbers from a pool: fails only with -ENOMEM (record
+		 * pages of a split chunk could not be allocated; nothing changed), then the
+		 * map is put back and the piece punched in place */
 		if (frame_table_set_flags(&mm->ft, p->gpa, p->n * PAGE, p->home, first,
 					  FRAME_MIGRATING | p->wp)) {
 			if (s2_remap(&mm->map, p->gpa, p->n * PAGE, mm_pa(p->pool, p->pfn), 0, b)) {
@@ -327,7 +329,9 @@ static int rehome(struct mm *mm, struct dwork *w, struct discard_result *res)
 		return 0;
 	e = mm_commit(mm, b, 0);
 	if (e) {
-		/* put every re-homed piece back on its old frames, then punch those */
+		/* put every re-homed piece back on its old frames, then punch those (the
+		 * frame table cannot say -ENOMEM here: the set above left every chunk it
+		 * split, or re-formed within the grace period, with private record pages) */
 		for (size_t i = 0; i < w->n; i++) {
 			struct dpiece *p = &w->v[i];
 

@@ -416,7 +416,8 @@ static uint64_t place_from(struct mm *mm, unsigned pi, gpa_t gpa, uint64_t size)
 		if (s2_map_range(&mm->map, gpa + done, mm_pa(pi, first), n << POOL_FRAME_SHIFT,
 				 S2_PERM_RWX, S2_MT_NORMAL, &mm->batch))
 			break;
-		/* cannot fail: validate() bounded the layout and pools hold < 2^32 frames */
+		/* cannot fail: validate() bounded the layout and pools hold < 2^32 frames;
+		 * whole 2 MiB runs on 2 MiB-aligned frames write heads only (no -ENOMEM) */
 		if (frame_table_set(&mm->ft, gpa + done, n << POOL_FRAME_SHIFT, pi, first))
 			break;
 		done += n << POOL_FRAME_SHIFT;

@@ -322,6 +322,23 @@ static json_object *stats_json(struct vm *vm)
 			       json_object_new_uint64(frame_table_bytes(&mm->ft)));
 	json_object_object_add(mem, "frame_table_resident_bytes",
 			       json_object_new_uint64(frame_table_resident_bytes(&mm->ft)));
+	{
+		struct frame_table_stats fs;
+		json_object *ft = json_object_new_object();
+
+		frame_table_get_stats(&mm->ft, &fs);
+		json_object_object_add(ft, "virt_bytes", json_object_new_uint64(fs.virt_bytes));
+		json_object_object_add(ft, "resident_bytes", json_object_new_uint64(fs.resident_bytes));
+		json_object_object_add(ft, "runs_optimised", json_object_new_uint64(fs.runs_optimised));
+		json_object_object_add(ft, "runs_private", json_object_new_uint64(fs.runs_private));
+		json_object_object_add(ft, "optimises", json_object_new_uint64(fs.optimises));
+		json_object_object_add(ft, "restores", json_object_new_uint64(fs.restores));
+		json_object_object_add(ft, "restore_enomem", json_object_new_uint64(fs.restore_enomem));
+		json_object_object_add(ft, "optimise_errors",
+				       json_object_new_uint64(fs.optimise_errors));
+		json_object_object_add(ft, "pending", json_object_new_uint64(fs.pending));
+		json_object_object_add(mem, "frame_table", ft);
+	}
 	json_object_object_add(mem, "s2_table_bytes",
 			       json_object_new_uint64(s2_map_table_bytes(&mm->map)));
 	json_object_object_add(mem, "alias_mmap_calls",
@@ -466,6 +483,18 @@ static void stats_render(struct vm *vm, enum run_stats_mode mode, FILE *f)
 		(unsigned)sizeof(struct frame),
 		MIB(frame_table_bytes(&mm->ft)) / ((double)vm->mem_size / (1 << 30)),
 		s2_size_format(frame_table_resident_bytes(&mm->ft), b, sizeof(b)));
+	{
+		struct frame_table_stats fs;
+
+		frame_table_get_stats(&mm->ft, &fs);
+		fprintf(f, "  frame table HVO    %s virtual, %s resident (%.3f MiB per GiB); %" PRIu64
+			   " runs optimised, %" PRIu64 " private, %" PRIu64 " pending; %" PRIu64
+			   " optimises, %" PRIu64 " restores (%" PRIu64 " refused: no memory)\n",
+			s2_size_format(fs.virt_bytes, a, sizeof(a)),
+			s2_size_format(fs.resident_bytes, b, sizeof(b)),
+			MIB(fs.resident_bytes) / ((double)vm->mem_size / (1 << 30)), fs.runs_optimised,
+			fs.runs_private, fs.pending, fs.optimises, fs.restores, fs.restore_enomem);
+	}
 	fprintf(f, "  stage-2 tables     %s\n", s2_size_format(s2_map_table_bytes(&mm->map), a, sizeof(a)));
 	fprintf(f, "  alias calls        %" PRIu64 " mmap, %" PRIu64 " mprotect; built in %.2f ms\n",
 		mm->alias_stats.mmap_calls, mm->alias_stats.mprotect_calls, (double)mm->build_ns / 1e6);

@@ -237,7 +237,7 @@ static void test_frame_table(void)
 	frame_table_destroy(&t);
 }
 
-/* Huge-backed memory touches only the head page of each 2 MiB: half the table. */
+/* Huge-backed memory: every chunk optimised (HVO), only heads are resident. */
 static void test_frame_table_zero_tails(void)
 {
 	struct frame_table t;
@@ -245,7 +245,7 @@ static void test_frame_table_zero_tails(void)
 	CU_ASSERT_EQUAL_FATAL(frame_table_init(&t, 1ull << 30), 0);
 	CU_ASSERT_EQUAL(frame_table_set(&t, 0, 1ull << 30, 0, 0), 0);
 	CU_ASSERT_EQUAL(frame_table_bytes(&t), 4 << 20);
-	CU_ASSERT_EQUAL(frame_table_resident_bytes(&t), 2 << 20);
+	CU_ASSERT(frame_table_resident_bytes(&t) <= 512 << 10);
 	frame_table_destroy(&t);
 }
 

@@ -198,6 +198,77 @@ static void test_library_safe_remap(void)
 	env_fini(&e);
 }
 
+/* The stage-1-like table (a frame table's own mapping): Catalin Marinas' sequence —
+ * read-only at the same address, new address while read-only with identical contents,
+ * then read-write — and its reverse run with zero reports at FEAT_BBM 0 and 2 while
+ * readers cache every step; the same moves done wrong are reported. */
+static void test_s1_sequences(void)
+{
+	for (unsigned bbm = 0; bbm <= 2; bbm += 2) {
+		struct s2_sim sim;
+		struct sim_s1 t;
+		hpa_t priv = sim_s1_priv_pa(0, 0);
+
+		CU_ASSERT_EQUAL_FATAL(s2_sim_init(&sim, 3, 1 + 2 * 2, bbm), 0);
+		CU_ASSERT_EQUAL_FATAL(sim_s1_init(&t, &sim, 4, 2), 0);
+		for (unsigned a = 1; a < 3; a++)
+			CU_ASSERT_EQUAL(sim_s1_access(&t, a, 0, false), 0);
+		CU_ASSERT_EQUAL(sim_s1_access(&t, 1, 0, true), -EACCES); /* shared: read-only */
+		/* restore: allocate, copy, map read-only, then read-write */
+		s2_sim_frame_alloc(&sim, priv, S2_PAGE_SIZE);
+		s2_sim_frame_copy(&sim, priv, SIM_S1_SHARED_PA, S2_PAGE_SIZE);
+		sim_s1_write(&t, 0, priv, S2_PERM_R);
+		sim_s1_tlbi(&t, 0, 1);
+		for (unsigned a = 1; a < 3; a++)
+			CU_ASSERT_EQUAL(sim_s1_access(&t, a, 0, false), 0);
+		sim_s1_write(&t, 0, priv, S2_PERM_RW);
+		sim_s1_tlbi(&t, 0, 1);
+		CU_ASSERT_EQUAL(sim_s1_access(&t, 0, 0, true), 0); /* the writer */
+		/* optimise: contents made identical, read-only, shared page, free */
+		s2_sim_frame_copy(&sim, priv, SIM_S1_SHARED_PA, S2_PAGE_SIZE);
+		sim_s1_write(&t, 0, priv, S2_PERM_R);
+		sim_s1_tlbi(&t, 0, 1);
+		CU_ASSERT_EQUAL(sim_s1_access(&t, 1, 0, false), 0);
+		sim_s1_write(&t, 0, SIM_S1_SHARED_PA, S2_PERM_R);
+		sim_s1_tlbi(&t, 0, 1);
+		s2_sim_frame_free(&sim, priv, S2_PAGE_SIZE);
+		for (unsigned a = 0; a < 3; a++)
+			CU_ASSERT_EQUAL(sim_s1_access(&t, a, 0, false), 0);
+		if (s2_sim_violations(&sim))
+			fprintf(stderr, "\n  %s\n", sim.last);
+		CU_ASSERT_EQUAL(s2_sim_violations(&sim), 0);
+
+		/* wrong: address and permission in one write */
+		s2_sim_frame_alloc(&sim, priv, S2_PAGE_SIZE);
+		s2_sim_frame_copy(&sim, priv, SIM_S1_SHARED_PA, S2_PAGE_SIZE);
+		sim_s1_write(&t, 0, priv, S2_PERM_RW);
+		CU_ASSERT_EQUAL(sim.violations[SIM_PERM_AND_OA], 1);
+		sim_s1_tlbi(&t, 0, 1);
+		/* wrong: a writable page re-pointed without break (the contents equal) */
+		memset(sim.violations, 0, sizeof(sim.violations));
+		s2_sim_frame_alloc(&sim, priv + S2_PAGE_SIZE, S2_PAGE_SIZE);
+		s2_sim_frame_copy(&sim, priv + S2_PAGE_SIZE, priv, S2_PAGE_SIZE);
+		sim_s1_write(&t, 0, priv + S2_PAGE_SIZE, S2_PERM_RW);
+		CU_ASSERT_EQUAL(sim.violations[SIM_OA_NO_BBM], 1);
+		CU_ASSERT_EQUAL(sim.violations[SIM_PERM_AND_OA], 0);
+		/* wrong: read-only but the contents differ (records not zeroed first) */
+		memset(sim.violations, 0, sizeof(sim.violations));
+		CU_ASSERT_EQUAL(sim_s1_access(&t, 0, 0, true), 0);
+		sim_s1_write(&t, 0, priv + S2_PAGE_SIZE, S2_PERM_R);
+		sim_s1_tlbi(&t, 0, 1);
+		sim_s1_write(&t, 0, SIM_S1_SHARED_PA, S2_PERM_R);
+		CU_ASSERT_EQUAL(sim.violations[SIM_OA_NO_BBM], 1);
+		/* right: break-before-make may change anything */
+		memset(sim.violations, 0, sizeof(sim.violations));
+		sim_s1_write(&t, 1, 0, 0);
+		sim_s1_tlbi(&t, 1, 1);
+		sim_s1_write(&t, 1, priv, S2_PERM_RW);
+		CU_ASSERT_EQUAL(s2_sim_violations(&sim), 0);
+		sim_s1_destroy(&t);
+		s2_sim_destroy(&sim);
+	}
+}
+
 static CU_TestInfo tests[] = {
 	{ "rule: stale writable after commit", test_rule_stale_writable },
 	{ "rule: use after free", test_rule_uaf },
@@ -206,6 +277,7 @@ static CU_TestInfo tests[] = {
 	{ "rule: block/table conflict", test_rule_tlb_conflict },
 	{ "library: BBM split/collapse, zero reports", test_library_bbm_sequences },
 	{ "library: safe remap, zero reports", test_library_safe_remap },
+	{ "stage-1 model: HVO sequences and planted errors", test_s1_sequences },
 	CU_TEST_INFO_NULL,
 };
 
