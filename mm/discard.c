@@ -154,6 +154,7 @@ struct dpiece {
 struct dwork {
 	struct dpiece *v;
 	size_t n, cap;
+	uint64_t huge_partial; /* pages left: parts of huge frames */
 };
 
 static int push_piece(struct dwork *w, const struct dpiece *p)
@@ -189,6 +190,13 @@ static int collect(struct mm *mm, gpa_t gpa, gpa_t end, struct dwork *w)
 			next = end;
 		if (!f)
 			continue; /* cannot happen: RAM is always backed */
+		if (mm->pools[frame_pool(f)].huge && (g % MIB2 || next - g != MIB2)) {
+			/* part of a 2 MiB huge page: hugetlbfs frees whole pages only, so it
+			 * stays (as with Firecracker's huge pages), counted */
+			mm->discard.huge_partial_pages += (next - g) / PAGE;
+			w->huge_partial += (next - g) / PAGE;
+			continue;
+		}
 		p = (struct dpiece){ .gpa = g, .n = (next - g) / PAGE, .pool = frame_pool(f),
 				     .pfn = pfn, .wp = frame_flags(f) & FRAME_WP };
 		r = policy_of(mm, g, p.pool, &p.home, &allowed);
@@ -470,6 +478,7 @@ static int discard_locked(struct mm *mm, const struct mig_range *r, size_t n, un
 	if (err)
 		goto out;
 	punch_in_place(mm, &w, res);
+	res->huge_partial += w.huge_partial;
 	for (size_t i = 0; i < w.n; i++) {
 		if (!w.v[i].rehome && w.v[i].failed)
 			continue; /* still resident: not discarded */

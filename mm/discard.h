@@ -51,6 +51,8 @@ struct discard_result {
 	uint64_t misplaced; /* of pages: punched where they were, the policy's pool full */
 	uint64_t pinned; /* not discarded now: pinned by a device */
 	uint64_t deferred; /* of pinned: queued for mm_discard_retry() */
+	uint64_t huge_partial; /* not discarded: part of a 2 MiB huge frame (huge pools
+				* free whole frames only) */
 };
 
 /* The counters live in struct mm (mm->discard, struct mm_discard_stats in mm/mm.h). */

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "mm/copy_pool.h"
 #include "mm/migrate.h"
 #include "mm/mark.h"
 #include "mm/discard.h"
@@ -24,7 +25,26 @@ struct piece {
 	unsigned sp;
 	uint64_t sf, df;
 	unsigned perm;
+	/* of n, pages not requested (a window the cost model moves whole): counted as
+	 * promoted, not in mig_result.pages; charged to the moved part of the piece first,
+	 * so neither pages nor aborted ever counts more than was requested */
+	uint64_t extra;
+	bool huge; /* a whole 2 MiB frame of a huge pool: extra counted as huge_extra_pages */
 };
+
+/* Of @n pages of piece @p, @moved moved: the requested pages among those moved. */
+static uint64_t req_moved(const struct piece *p, uint64_t moved)
+{
+	return moved > p->extra ? moved - p->extra : 0;
+}
+
+/* ... and the requested pages among the @failed ones not moved. */
+static uint64_t req_failed(const struct piece *p, uint64_t failed)
+{
+	uint64_t moved = p->n - failed, left = p->extra > moved ? p->extra - moved : 0;
+
+	return failed > left ? failed - left : 0;
+}
 
 void mm_free_frames(void *ctx, unsigned pool, uint64_t first, uint64_t n)
 {
@@ -76,18 +96,46 @@ static void zero_frames(struct pool *dst, uint64_t f, uint64_t n)
 		memset(dst->base + (f << POOL_FRAME_SHIFT), 0, n << POOL_FRAME_SHIFT);
 }
 
+#define COPY_WINDOW 8192u /* pages whose residency one mincore() reads */
+
+/*
+ * Populate the frames of [df, df + n) the pool does not hold yet, in one call per run
+ * of them, rather than one fault per 4 KiB page in the copy. Frames it holds are skipped:
+ * populating those costs as much as a third of the copy (a page-table walk per page)
+ * and buys nothing, because a free frame the pool holds was last reached through the
+ * pool's own mapping (a copy read or wrote it there), so it is mapped there already;
+ * where not, the copy only takes minor faults.
+ */
+static void populate_absent(struct pool *dst, uint64_t df, uint64_t n)
+{
+	unsigned char vec[COPY_WINDOW];
+
+	for (uint64_t w = 0; w < n; w += COPY_WINDOW) {
+		uint64_t wn = n - w < COPY_WINDOW ? n - w : COPY_WINDOW;
+
+		if (mincore(dst->base + ((df + w) << POOL_FRAME_SHIFT), wn << POOL_FRAME_SHIFT,
+			    vec)) {
+			(void)pool_populate(dst, df + w, wn);
+			continue;
+		}
+		for (uint64_t i = 0, j; i < wn; i = j) {
+			for (j = i; j < wn && (vec[j] & 1) == (vec[i] & 1); j++)
+				;
+			if (!(vec[i] & 1))
+				(void)pool_populate(dst, df + w + i, j - i);
+		}
+	}
+}
+
 static void copy_run(struct pool *dst, uint64_t df, const struct pool *src, uint64_t sf,
 		     uint64_t n)
 {
 	if (!n)
 		return;
-	/* populate the destination in one call rather than one fault per 4 KiB page */
-	(void)pool_populate(dst, df, n);
+	populate_absent(dst, df, n);
 	memcpy(dst->base + (df << POOL_FRAME_SHIFT), src->base + (sf << POOL_FRAME_SHIFT),
 	       n << POOL_FRAME_SHIFT);
 }
-
-#define COPY_WINDOW 8192u /* pages whose residency one mincore() reads */
 
 /*
  * Copy only what the source holds: holes (never-touched or discarded pages) stay holes
@@ -157,11 +205,121 @@ static int copy_frames(struct mm *mm, unsigned sp, uint64_t sf, unsigned dp, uin
 	return default_copy(NULL, mm, sp, sf, dp, df, n);
 }
 
+/* ---- the copy on more than one thread ---- */
+
+/* 16 MiB: smaller batches (churn-sized ones) are copied by the caller alone: while vCPUs
+ * keep the cores busy a second copier only takes CPU from them (migstress under --churn
+ * 1,8M moved ~25% fewer pages with 8 MiB batches split on 2 cores) */
+#define PAR_MIN_FRAMES 4096u
+
+/* A piece cut to the task it belongs to: [sf, sf + n) of pool sp to [df, ...). */
+struct copy_cut {
+	unsigned sp;
+	uint64_t sf, df, n;
+};
+
+struct copy_job {
+	struct mm *mm;
+	unsigned dp;
+	const struct copy_cut *cut;
+	const size_t *first; /* task i copies cut[first[i] .. first[i + 1]) */
+};
+
+static int copy_task(void *ctx, unsigned i)
+{
+	const struct copy_job *j = ctx;
+	int r = 0;
+
+	for (size_t k = j->first[i]; k < j->first[i + 1] && !r; k++)
+		r = default_copy(NULL, j->mm, j->cut[k].sp, j->cut[k].sf, j->dp, j->cut[k].df,
+				 j->cut[k].n);
+	return r;
+}
+
+/* Copiers a batch of @frames gets: 1 for small batches, the hook, or copy_threads 1. */
+static unsigned copy_threads_for(const struct mm *mm, uint64_t frames)
+{
+	unsigned want = mm->cfg.mig.copy_threads;
+
+	if (mm->cfg.copy || frames < PAR_MIN_FRAMES || want == 1)
+		return 1;
+	if (!want)
+		want = copy_pool_cpus();
+	return want < COPY_POOL_MAX_THREADS ? want : COPY_POOL_MAX_THREADS;
+}
+
+/*
+ * Copy the batch's pieces on @threads copiers: the frames are cut into about 4 tasks
+ * per copier, each a list of whole pieces or 2 MiB-aligned slices of one (every task
+ * does the default copy's hole-preserving copy of its part). Caller holds mm->mig_lock,
+ * not mm->lock. Returns 0 or -errno; -EAGAIN if the pool could not be used (nothing was
+ * copied: copy on the caller).
+ */
+static int copy_parallel(struct mm *mm, struct copy_pool *cp, unsigned dp, const struct piece *v,
+			 size_t np, uint64_t frames)
+{
+	unsigned threads = copy_pool_threads(cp), ntasks = 0;
+	uint64_t chunk = frames / (threads * 4ull), acc = 0;
+	struct copy_cut *cut;
+	size_t *first, nc = 0, cap;
+	struct copy_job job = { .mm = mm, .dp = dp };
+	int r;
+
+	chunk = (chunk + HUGE - 1) / HUGE * HUGE;
+	if (chunk < HUGE)
+		chunk = HUGE;
+	cap = np + frames / chunk + 2;
+	cut = malloc(cap * sizeof(*cut));
+	first = malloc((cap + 1) * sizeof(*first));
+	if (!cut || !first) {
+		free(cut);
+		free(first);
+		return -EAGAIN;
+	}
+	first[0] = 0;
+	for (size_t i = 0; i < np; i++) {
+		for (uint64_t off = 0; off < v[i].n;) {
+			/* slice at the next chunk boundary of the batch's running count */
+			uint64_t n = v[i].n - off, room = chunk - acc % chunk;
+
+			if (n > room)
+				n = room;
+			cut[nc++] = (struct copy_cut){ v[i].sp, v[i].sf + off, v[i].df + off, n };
+			off += n;
+			acc += n;
+			if (acc % chunk == 0)
+				first[++ntasks] = nc;
+		}
+	}
+	if (first[ntasks] != nc)
+		first[++ntasks] = nc;
+	job.cut = cut;
+	job.first = first;
+	r = copy_pool_run(cp, ntasks, copy_task, &job);
+	free(cut);
+	free(first);
+	return r;
+}
+
+/* The pool for a batch of @frames, made on first use; NULL: copy on the caller. Caller
+ * holds mm->lock and mig_lock. */
+static struct copy_pool *copy_pool_for(struct mm *mm, uint64_t frames)
+{
+	unsigned t = copy_threads_for(mm, frames);
+
+	if (t < 2)
+		return NULL;
+	if (!mm->copy_pool && copy_pool_create(&mm->copy_pool, t))
+		mm->copy_pool = NULL; /* cannot make threads: copy alone */
+	return mm->copy_pool;
+}
+
 /* A position in the sorted, merged request list. */
 struct cursor {
 	const struct mig_range *r;
 	size_t n, k; /* range k of n */
 	gpa_t g; /* next GPA in range k */
+	uint64_t left; /* requested pages from g on */
 };
 
 static bool cursor_done(const struct cursor *c)
@@ -172,8 +330,186 @@ static bool cursor_done(const struct cursor *c)
 static void cursor_advance(struct cursor *c, uint64_t bytes)
 {
 	c->g += bytes;
+	c->left -= bytes / PAGE;
 	if (c->g >= c->r[c->k].gpa + c->r[c->k].len && ++c->k < c->n)
 		c->g = c->r[c->k].gpa;
+}
+
+/* Move the cursor to the first requested GPA at or after @to. */
+static void cursor_skip_to(struct cursor *c, gpa_t to)
+{
+	while (!cursor_done(c) && c->g < to) {
+		gpa_t end = c->r[c->k].gpa + c->r[c->k].len;
+
+		cursor_advance(c, (end < to ? end : to) - c->g);
+	}
+}
+
+/* ---- the cost model for scattered 4 KiB requests ---- */
+
+/* Initial estimates until the engine has timed its own batches (kvm backend, the 2-core
+ * development machine): one run's alias changes (write-protect + remap) ~7 us, one
+ * 2 MiB copy ~130 us. */
+#define EST_RUN_NS 7000ull
+#define EST_COPY2M_NS 130000ull
+#define WINDOW (HUGE * PAGE)
+
+static uint64_t est_run_ns(const struct mm *mm)
+{
+	return mm->mig.est_run_ns ? mm->mig.est_run_ns : EST_RUN_NS;
+}
+
+static uint64_t est_copy2m_ns(const struct mm *mm)
+{
+	return mm->mig.est_copy2m_ns ? mm->mig.est_copy2m_ns : EST_COPY2M_NS;
+}
+
+/* A running average with weight 1/8 for the new sample, clamped to [100 ns, 100 ms]. */
+static void est_update(uint64_t *est, uint64_t init, uint64_t sample)
+{
+	uint64_t cur = *est ? *est : init;
+
+	sample = sample < 100 ? 100 : sample > 100000000 ? 100000000 : sample;
+	*est = cur - cur / 8 + sample / 8;
+}
+
+/*
+ * Feed one batch's phase times to the estimates: a batch of long pieces (512 frames or
+ * more on average) times the copy bandwidth; every batch times the per-run cost, which
+ * is protect + remap plus whatever of the copy the bandwidth does not explain (the
+ * per-piece system calls of the default copy). Caller holds mm->lock.
+ */
+static void est_learn(struct mm *mm, const uint64_t ph[MIG_PHASE_NR], uint64_t pages, uint64_t runs)
+{
+	uint64_t copy = ph[MIG_PHASE_COPY], bw;
+
+	if (!pages || !runs)
+		return;
+	if (pages >= runs * HUGE && pages >= HUGE)
+		est_update(&mm->mig.est_copy2m_ns, EST_COPY2M_NS, copy * HUGE / pages);
+	bw = pages * est_copy2m_ns(mm) / HUGE;
+	est_update(&mm->mig.est_run_ns, EST_RUN_NS,
+		   (ph[MIG_PHASE_PROTECT] + ph[MIG_PHASE_REMAP] + (copy > bw ? copy - bw : 0)) /
+			   runs);
+}
+
+static int any_pinned(void *ctx, struct frame *f, gpa_t gpa, uint64_t npages)
+{
+	(void)ctx;
+	(void)gpa;
+	(void)npages;
+	return frame_pins(f) ? 1 : 0;
+}
+
+/*
+ * The cost model: move the whole 2 MiB window at @w (the cursor is in it) in one copy
+ * and one run, rather than one run per requested run in it, when
+ *   runs * run_ns + requested / 512 * copy2m_ns  >  run_ns + copy2m_ns
+ * (the engine's own estimates). Only a window that is one run of the source (mapped
+ * whole, contiguous, one permission, not on @target), with no pinned frame, whose 512
+ * destination frames the pool has (2 MiB aligned) beyond what the rest of the request
+ * needs. Returns true with the window's piece in @pc (destination allocated) and the
+ * requested pages in it in *@req. Caller holds mm->lock and mig_lock.
+ */
+static bool window_promote(struct mm *mm, const struct cursor *cur, unsigned target, gpa_t w,
+			   struct piece *pc, uint64_t *req)
+{
+	struct pool *tp = &mm->pools[target];
+	uint64_t runs = 0, pages = 0, span, first;
+	struct s2_leaf l;
+	hpa_t oa;
+
+	if (mm->cfg.mig.exact || w + WINDOW > mm->cfg.mem_size)
+		return false;
+	for (size_t j = cur->k; j < cur->n && cur->r[j].gpa < w + WINDOW; j++) {
+		gpa_t s = j == cur->k ? cur->g : cur->r[j].gpa;
+		gpa_t e = cur->r[j].gpa + cur->r[j].len;
+
+		s = s < w ? w : s;
+		e = e > w + WINDOW ? w + WINDOW : e;
+		if (s < e) {
+			runs++;
+			pages += (e - s) / PAGE;
+		}
+	}
+	if (runs < 2 || runs * est_run_ns(mm) + pages * est_copy2m_ns(mm) / HUGE <=
+				est_run_ns(mm) + est_copy2m_ns(mm))
+		return false;
+	if (s2_walk_span(&mm->map, w, w + WINDOW, &l, &oa, &span) || span != WINDOW ||
+	    (oa >> MM_POOL_SHIFT) == target)
+		return false;
+	if (frame_for_each(&mm->ft, w, WINDOW, any_pinned, NULL))
+		return false;
+	if (tp->nr_free < HUGE + (cur->left - pages))
+		return false; /* the requested pages come first */
+	if (pool_alloc(tp, HUGE, HUGE, &first))
+		return false; /* no free 2 MiB-aligned run: exact placement here */
+	*pc = (struct piece){ .gpa = w, .n = HUGE, .sp = (unsigned)(oa >> MM_POOL_SHIFT),
+			      .sf = (oa & ((1ull << MM_POOL_SHIFT) - 1)) >> POOL_FRAME_SHIFT,
+			      .df = first, .perm = l.perm, .extra = HUGE - pages };
+	*req = pages;
+	return true;
+}
+
+enum { HUGE_WIN_NO, HUGE_WIN_TAKEN, HUGE_WIN_SKIPPED, HUGE_WIN_FULL };
+
+/*
+ * Huge pools: when the 2 MiB window at @w (the cursor is in it) is on a huge pool or
+ * @target is one, the window moves whole or not at all. HUGE_WIN_TAKEN: its piece is in
+ * @pc (destination allocated; the pages it moves beyond the request are counted as
+ * huge_extra). HUGE_WIN_SKIPPED: already on @target (counted skipped), or not one run
+ * of a source (only a window placed in 4 KiB pieces on several pools): left where it is,
+ * counted aborted (mig.huge_refused_pages). HUGE_WIN_FULL: no free 2 MiB frame on
+ * @target. HUGE_WIN_NO: neither side huge, the normal path. Caller holds mm->lock.
+ */
+static int huge_window(struct mm *mm, const struct cursor *cur, unsigned target, gpa_t w,
+		       struct piece *pc, struct mig_result *res)
+{
+	struct pool *tp = &mm->pools[target];
+	uint64_t pages = 0, span, first;
+	gpa_t g = cur->g > w ? cur->g : w;
+	struct s2_leaf l;
+	unsigned sp;
+	hpa_t oa;
+
+	/* the pool of the first requested page decides whether huge rules apply */
+	if (w + WINDOW > mm->cfg.mem_size ||
+	    s2_walk_span(&mm->map, g, w + WINDOW, &l, &oa, &span))
+		return HUGE_WIN_NO; /* a hole: the normal path walks past it */
+	sp = (unsigned)(oa >> MM_POOL_SHIFT);
+	if (!tp->huge && !mm->pools[sp].huge)
+		return HUGE_WIN_NO;
+	if (g != w && s2_walk_span(&mm->map, w, w + WINDOW, &l, &oa, &span))
+		span = 0; /* the window does not start mapped (the floor under proc) */
+	else if (g != w)
+		sp = (unsigned)(oa >> MM_POOL_SHIFT); /* the whole window's first run */
+	if (mm->cfg.alias_at_gpa && w < mm->cfg.alias_floor)
+		span = 0; /* the alias cannot map it whole (below the floor, under proc) */
+	for (size_t j = cur->k; j < cur->n && cur->r[j].gpa < w + WINDOW; j++) {
+		gpa_t s = j == cur->k ? cur->g : cur->r[j].gpa;
+		gpa_t e = cur->r[j].gpa + cur->r[j].len;
+
+		s = s < w ? w : s;
+		e = e > w + WINDOW ? w + WINDOW : e;
+		if (s < e)
+			pages += (e - s) / PAGE;
+	}
+	if (sp == target && span == WINDOW) {
+		res->skipped += pages;
+		return HUGE_WIN_SKIPPED;
+	}
+	if (span != WINDOW) {
+		mm->mig.huge_refused_pages += pages;
+		mm->mig.aborted_pages += pages;
+		res->aborted += pages;
+		return HUGE_WIN_SKIPPED;
+	}
+	if (pool_alloc(tp, HUGE, HUGE, &first))
+		return HUGE_WIN_FULL;
+	*pc = (struct piece){ .gpa = w, .n = HUGE, .sp = sp,
+			      .sf = (oa & ((1ull << MM_POOL_SHIFT) - 1)) >> POOL_FRAME_SHIFT,
+			      .df = first, .perm = l.perm, .extra = HUGE - pages, .huge = true };
+	return HUGE_WIN_TAKEN;
 }
 
 /*
@@ -189,13 +525,46 @@ static size_t collect(struct mm *mm, struct cursor *cur, unsigned target, struct
 	struct pool *tp = &mm->pools[target];
 	size_t np = 0;
 	uint64_t frames = 0;
+	gpa_t refused = ~0ull; /* the window the cost model last kept exact */
 
 	while (!cursor_done(cur) && np < max_pieces && frames < max_frames && !*exhausted) {
 		struct s2_leaf l;
 		gpa_t g = cur->g, end = cur->r[cur->k].gpa + cur->r[cur->k].len;
+		gpa_t w = g & ~(gpa_t)(WINDOW - 1);
 		hpa_t oa;
-		uint64_t span, sp, sf, n;
+		uint64_t span, sp, sf, n, req;
 
+		/* huge pools move whole 2 MiB frames: hugetlbfs maps and frees nothing smaller */
+		if (mm->has_huge) {
+			int h;
+
+			if (np && frames + HUGE > max_frames)
+				break; /* a whole frame would pass the batch size: next batch */
+			h = huge_window(mm, cur, target, w, v + np, res);
+			if (h == HUGE_WIN_FULL) {
+				*exhausted = true;
+				break;
+			}
+			if (h == HUGE_WIN_TAKEN) {
+				frames += HUGE;
+				np++;
+			}
+			if (h != HUGE_WIN_NO) {
+				cursor_skip_to(cur, w + WINDOW);
+				continue;
+			}
+		}
+		/* a request that does not cover its 2 MiB window: maybe move the window */
+		if (!(g == w && end >= w + WINDOW) && w != refused && frames + HUGE <= max_frames &&
+		    window_promote(mm, cur, target, w, &v[np], &req)) {
+			mm->mig.windows_promoted++;
+			(void)req;
+			frames += HUGE;
+			np++;
+			cursor_skip_to(cur, w + WINDOW);
+			continue;
+		}
+		refused = w; /* its other requests go one by one */
 		if (s2_walk_span(&mm->map, g, end, &l, &oa, &span)) {
 			cursor_advance(cur, span); /* a hole: nothing to move */
 			continue;
@@ -302,7 +671,8 @@ static gpa_t fail_segment(const struct mm_alias_fail *f, gpa_t g, gpa_t end, boo
  * The remap commit failed for the ranges in mm->afail: the alias still shows the old
  * frames (read-only) or nothing there, and no guest write reached the new frames. Point
  * the map back at the old frames for exactly those ranges, with their permissions, and
- * commit. Returns the pages put back, or -errno if the alias refused that too (fatal).
+ * commit. Returns the requested pages put back (struct piece, extra), or -errno if the
+ * alias refused that too (fatal).
  */
 static int64_t restore_failed(struct mm *mm, const struct mm_alias_fail *f, const struct piece *v,
 			      size_t np)
@@ -312,6 +682,7 @@ static int64_t restore_failed(struct mm *mm, const struct mm_alias_fail *f, cons
 
 	for (size_t i = 0; i < np; i++) {
 		gpa_t end = v[i].gpa + v[i].n * PAGE;
+		uint64_t fp = 0; /* pages of this piece put back */
 
 		for (gpa_t g = v[i].gpa, e; g < end; g = e) {
 			bool failed;
@@ -328,8 +699,9 @@ static int64_t restore_failed(struct mm *mm, const struct mm_alias_fail *f, cons
 				     S2_REMAP_SAME_CONTENTS, b) ||
 			    s2_protect(&mm->map, g, e - g, v[i].perm, b))
 				return -ENOMEM;
-			back += (int64_t)((e - g) / PAGE);
+			fp += (e - g) / PAGE;
 		}
+		back += (int64_t)req_failed(&v[i], fp);
 	}
 	return back;
 }
@@ -355,11 +727,15 @@ static uint64_t settle_piece(struct mm *mm, unsigned target, const struct piece 
 			pool_free(&mm->pools[target], p->df + off, n);
 			continue;
 		}
-		/* cannot fail: the range is inside RAM and the frame numbers came from a pool */
+		/* cannot fail: the range is inside RAM, the frame numbers came from a pool and
+		 * migrate_marked()/put_back_failed() reserved the record pages; if it ever
+		 * did, the map and the table would disagree: stop the guest */
 		if (frame_table_set_flags(&mm->ft, g, e - g, target, p->df + off,
 					  FRAME_MIGRATING |
-						  (mm->cfg.mig.lazy_writable ? FRAME_WP : 0)))
+						  (mm->cfg.mig.lazy_writable ? FRAME_WP : 0))) {
+			mm_fatal(mm, "migration: the frame table cannot record a moved range");
 			continue;
+		}
 		if (defer_push(&mm->deferred, p->sp, p->sf + off, n, gen)) {
 			mm_flush_and_free(mm); /* make room: everything before is freeable */
 			mm->mig.forced_flushes++;
@@ -394,6 +770,12 @@ static int put_back_failed(struct mm *mm, unsigned target, const struct piece *v
 	*failed = mm->afail; /* the next commit starts a new list */
 	mm->afail = (struct mm_alias_fail){ 0 };
 	back = restore_failed(mm, failed, v, np);
+	/* settle_piece() records only the stretches the alias took: a 2 MiB chunk reserved
+	 * whole (one huge frame) may now be cut, so its record pages are needed too */
+	for (size_t k = 0; back >= 0 && !failed->all && k < failed->n; k++)
+		if (frame_table_reserve_chunks(&mm->ft, failed->v[k].gpa,
+					       failed->v[k].end - failed->v[k].gpa))
+			back = -ENOMEM;
 	s2_flush_deferred(&mm->map);
 	e = back < 0 ? -ENOMEM : mm_commit_retry(mm, &mm->batch, 0);
 	if (!e)
@@ -473,7 +855,9 @@ static int migrate_marked(struct mm *mm, unsigned target, struct piece *v, size_
 	uint64_t mp0 = mm->alias_stats.mprotect_calls, mm0 = mm->alias_stats.mmap_calls;
 	unsigned cflags = pol->defer_invalidation ? S2_COMMIT_DEFER : 0;
 	struct mm_alias_fail failed = { 0 }; /* what the alias did not take of the remap */
-	uint64_t t0, gen, moved = 0;
+	uint64_t t0, gen, moved = 0, extra = 0, frames;
+	struct copy_pool *cp;
+	bool parallel = false;
 	int r = 0, e;
 	size_t i;
 
@@ -481,6 +865,20 @@ static int migrate_marked(struct mm *mm, unsigned target, struct piece *v, size_
 		for (i = 0; i < np; i++)
 			pool_free(&mm->pools[target], v[i].df, v[i].n);
 		return -EIO;
+	}
+	/* 0. allocate before remap: the frame table's record pages for every chunk this
+	 * batch writes in part (frame.h), so settle_piece() cannot meet -ENOMEM after the
+	 * point of no return. Nothing has changed yet: give the destinations back. */
+	for (i = 0; i < np; i++)
+		if (frame_table_reserve(&mm->ft, v[i].gpa, v[i].n * PAGE, v[i].df))
+			break;
+	if (i < np) {
+		for (i = 0; i < np; i++) {
+			pool_free(&mm->pools[target], v[i].df, v[i].n);
+			mm->mig.aborted_pages += v[i].n - v[i].extra;
+			res->aborted += v[i].n - v[i].extra;
+		}
+		return -ENOMEM;
 	}
 	__atomic_add_fetch(&mm->seq, 1, __ATOMIC_RELEASE);
 	/* 1. write-protect every run at its current frames; this invalidation is required */
@@ -504,13 +902,21 @@ static int migrate_marked(struct mm *mm, unsigned target, struct piece *v, size_
 	 * copy runs without mm->lock, so guest access and IOTLB walks of other frames go
 	 * on; a hook (tests, the sim model) keeps it. */
 	check_unpinned(mm, v, np, "before the copy");
+	for (i = 0, frames = 0; i < np; i++)
+		frames += v[i].n;
+	cp = copy_pool_for(mm, frames);
 	t0 = s2_now_ns();
 	if (!mm->cfg.copy)
 		pthread_mutex_unlock(&mm->lock);
-	for (i = 0; i < np && !r; i++)
-		r = copy_frames(mm, v[i].sp, v[i].sf, target, v[i].df, v[i].n);
+	r = cp ? copy_parallel(mm, cp, target, v, np, frames) : -EAGAIN;
+	if (r == -EAGAIN) /* one copier */
+		for (i = 0, r = 0; i < np && !r; i++)
+			r = copy_frames(mm, v[i].sp, v[i].sf, target, v[i].df, v[i].n);
+	else if (!r)
+		parallel = true;
 	if (!mm->cfg.copy)
 		pthread_mutex_lock(&mm->lock);
+	mm->mig.parallel_copies += parallel;
 	ph[MIG_PHASE_COPY] += s2_now_ns() - t0;
 	check_unpinned(mm, v, np, "after the copy");
 	if (!r && mm->fatal)
@@ -534,8 +940,8 @@ static int migrate_marked(struct mm *mm, unsigned target, struct piece *v, size_
 		if (!done)
 			goto out_undone;
 		for (i = done; i < np; i++) {
-			mm->mig.aborted_pages += v[i].n;
-			res->aborted += v[i].n;
+			mm->mig.aborted_pages += v[i].n - v[i].extra;
+			res->aborted += v[i].n - v[i].extra;
 		}
 		np = done;
 		r = 0;
@@ -590,8 +996,20 @@ static int migrate_marked(struct mm *mm, unsigned target, struct piece *v, size_
 	t0 = s2_now_ns();
 	gen = gen_advance(&mm->gens);
 	publish_if_clean(mm);
-	for (i = 0; i < np; i++)
-		moved += settle_piece(mm, target, &v[i], gen, &failed);
+	for (i = 0; i < np; i++) {
+		uint64_t m = settle_piece(mm, target, &v[i], gen, &failed);
+
+		moved += req_moved(&v[i], m);
+		if (v[i].huge) {
+			mm->mig.huge_frames += m / HUGE;
+			mm->mig.huge_extra_pages += m - req_moved(&v[i], m);
+			res->huge_extra += m - req_moved(&v[i], m);
+		} else {
+			extra += m - req_moved(&v[i], m);
+		}
+	}
+	mm->mig.promoted_pages += extra;
+	res->promoted += extra;
 	mm->mig.pages += moved;
 	mm->mig.bytes += moved * PAGE;
 	mm->mig.runs += np;
@@ -611,8 +1029,8 @@ static int migrate_marked(struct mm *mm, unsigned target, struct piece *v, size_
 undo:
 	undo_pieces(mm, target, v, np, b);
 	for (i = 0; i < np; i++) {
-		mm->mig.aborted_pages += v[i].n;
-		res->aborted += v[i].n;
+		mm->mig.aborted_pages += v[i].n - v[i].extra;
+		res->aborted += v[i].n - v[i].extra;
 	}
 out_undone:
 	s2_flush_deferred(&mm->map);
@@ -695,9 +1113,8 @@ void mm_unmark_ranges(struct mm *mm, const struct mig_range *r, size_t n, struct
 {
 	for (size_t i = 0; i < n; i++)
 		frame_for_each(&mm->ft, r[i].gpa, r[i].len, unmark_one, NULL);
-	for (size_t k = 0; k < c->nh; k++)
-		for (uint64_t j = 0; j < HUGE && c->huge[k] / PAGE + j < mm->ft.nr; j++)
-			frame_clear_flags(&mm->ft.f[c->huge[k] / PAGE + j], FRAME_MIGRATING);
+	for (size_t k = 0; k < c->nh; k++) /* head and private records; never a shared page */
+		frame_table_clear_flags(&mm->ft, c->huge[k], HUGE * PAGE, FRAME_MIGRATING);
 	c->nh = 0;
 	mm->batch_active = false;
 	pthread_cond_broadcast(&mm->batch_cond);
@@ -747,6 +1164,7 @@ static struct piece *exclude_pinned(struct mm *mm, unsigned target, struct piece
 		return NULL;
 	for (size_t i = 0; i < *np; i++) {
 		gpa_t g = v[i].gpa, end = v[i].gpa + v[i].n * PAGE;
+		uint64_t extra = v[i].extra; /* handed to the parts left, first come */
 
 		while (g < end) {
 			gpa_t stop = end;
@@ -767,6 +1185,8 @@ static struct piece *exclude_pinned(struct mm *mm, unsigned target, struct piece
 				out[k++] = (struct piece){ .gpa = g, .n = (stop - g) / PAGE,
 							   .sp = v[i].sp, .sf = v[i].sf + off,
 							   .df = v[i].df + off, .perm = v[i].perm };
+				out[k - 1].extra = extra < out[k - 1].n ? extra : out[k - 1].n;
+				extra -= out[k - 1].extra;
 			}
 			g = stop;
 		}
@@ -861,6 +1281,8 @@ static int migrate_batch(struct mm *mm, unsigned target, struct piece *v, size_t
 	ev.err = r;
 	ev.pages = res->pages - before_res.pages;
 	ev.runs = res->runs - before_res.runs;
+	if (!r)
+		est_learn(mm, ev.phase_ns, ev.pages + res->promoted - before_res.promoted, ev.runs);
 	ev.aborted = res->aborted - before_res.aborted;
 	ev.invalidations = (uint32_t)(mm->alias_stats.mprotect_calls +
 				      mm->alias_stats.mmap_calls - calls0);
@@ -911,6 +1333,8 @@ static int migrate_ranges(struct mm *mm, const struct mig_range *ranges, size_t 
 	memcpy(req, ranges, n * sizeof(*req));
 	cur = (struct cursor){ .r = req, .n = mm_ranges_merge(req, n), .k = 0, .g = 0 };
 	cur.g = req[0].gpa;
+	for (size_t k = 0; k < cur.n; k++)
+		cur.left += req[k].len / PAGE;
 
 	pthread_mutex_lock(&mm->lock);
 	target = mm->fatal ? -EIO : mm_pool_get(mm, node); /* after mm_fatal(): no changes */

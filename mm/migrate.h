@@ -13,12 +13,16 @@
 #include "mm/mm.h"
 
 struct mig_result {
-	uint64_t pages; /* moved to the target */
+	uint64_t pages; /* requested pages moved to the target */
 	uint64_t skipped; /* already there */
 	uint64_t aborted; /* not moved: the target pool ran out */
 	uint64_t pinned; /* not moved: pinned by a device (left for a later batch) */
 	uint64_t runs;
 	uint64_t batches;
+	uint64_t promoted; /* not requested, moved too (not in @pages): their 2 MiB window
+			    * moved whole by the cost model (mig_policy.exact off) */
+	uint64_t huge_extra; /* not requested, moved too: the rest of a 2 MiB frame of a
+			      * huge pool, which moves whole */
 };
 
 /*

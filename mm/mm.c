@@ -9,6 +9,7 @@
 #include <sys/mman.h>
 #include <time.h>
 
+#include "mm/copy_pool.h"
 #include "mm/mm.h"
 #include "s2vm/clock.h"
 
@@ -335,6 +336,7 @@ static int pool_get(struct mm *mm, unsigned node, bool huge)
 			sizeof(err));
 	if (r)
 		return MM_ERR(mm, r, "%s", err);
+	mm->has_huge |= huge;
 	return (int)mm->nr_pools++;
 }
 
@@ -358,6 +360,13 @@ static int validate(struct mm *mm)
 			      (unsigned long long)(MM_MAX_MEM >> 20));
 	if (c->nr_caps > MM_MAX_POOLS)
 		return MM_ERR(mm, -EINVAL, "at most %d pool caps", MM_MAX_POOLS);
+	if (c->alias_at_gpa && c->alias_floor && (c->hugepages || all_huge(c) ||
+						   (c->nr_nodes && c->nodes[0].huge)))
+		return MM_ERR(mm, -EINVAL,
+			      "huge pages need the guest's first 2 MiB mapped whole; this "
+			      "accelerator leaves its first %llu bytes unmapped: use --accel "
+			      "kvm, or guest node 0 on small pages (hugepages=off)",
+			      (unsigned long long)c->alias_floor);
 	for (unsigned i = 0; i < c->nr_caps; i++)
 		if (c->caps[i].bytes > POOL_MAX_BYTES)
 			return MM_ERR(mm, -EINVAL,
@@ -631,6 +640,8 @@ int mm_create(struct mm *mm, const struct mm_config *cfg)
 
 void mm_destroy(struct mm *mm)
 {
+	copy_pool_destroy(mm->copy_pool); /* the migration copy threads, if made */
+	mm->copy_pool = NULL;
 	if (mm->alias_base)
 		munmap(mm->alias_base, mm->alias_len);
 	mm->alias_base = NULL;

@@ -85,6 +85,14 @@ struct mig_policy {
 	 * them out of their pool's memfd, one fallocate per freed run, which returns the
 	 * memory to the host (the default: migrating a VM off a node frees that node). */
 	bool keep_freed;
+	/* Copy threads for large batches (mm/copy_pool.h), the migrating thread included:
+	 * 0 = as many as the CPUs this process may run on (at most 8), 1 = copy on the
+	 * migrating thread only, N = at most N. */
+	unsigned copy_threads;
+	/* Exact placement: move only the requested pages. Off (default): a cost model may
+	 * move a whole 2 MiB window of scattered 4 KiB requests in one copy and one remap
+	 * when that is cheaper than one remap per requested run (counted in mig_stats). */
+	bool exact;
 };
 
 struct mm_config {
@@ -126,7 +134,7 @@ struct mm_config {
 };
 
 struct mig_stats {
-	uint64_t pages, bytes; /* migrated */
+	uint64_t pages, bytes; /* migrated, as requested (promoted_pages apart) */
 	uint64_t batches, runs;
 	uint64_t alias_mprotect, alias_mmap; /* alias calls made by migrations */
 	uint64_t fault_waits, stall_ns; /* vCPU write faults that waited, total time */
@@ -142,6 +150,16 @@ struct mig_stats {
 			       * grow and some holder had not passed their generation */
 	uint64_t skipped_pages; /* already on the target node */
 	uint64_t phase_ns[MIG_PHASE_NR]; /* time in each phase, all batches (mm/timeline.h) */
+	uint64_t huge_frames; /* 2 MiB frames of huge pools moved whole */
+	uint64_t huge_extra_pages; /* pages those moved beyond the requested ones */
+	uint64_t huge_refused_pages; /* requested, not moved: a window mixing 4 KiB pieces
+				      * of several pools cannot go to a huge pool whole */
+	uint64_t windows_promoted; /* 2 MiB windows moved whole by the cost model */
+	uint64_t promoted_pages; /* pages those moved beyond the requested ones */
+	uint64_t parallel_copies; /* batches copied on more than one thread */
+	/* The cost model's running estimates (averages of the engine's own timers):
+	 * one alias run changed (protect + remap, per run) and one 2 MiB copy, in ns. */
+	uint64_t est_run_ns, est_copy2m_ns;
 };
 
 /* DMA pins (mm/dma.h). Counters are updated with atomics; read them under mm->lock. */
@@ -167,6 +185,7 @@ struct mm_discard_stats {
 	uint64_t pending_pages; /* queued now */
 	uint64_t cancelled_pages; /* dropped from the queue by mm_discard_cancel() */
 	uint64_t failed_pages; /* the host refused the punch: still resident */
+	uint64_t huge_partial_pages; /* left: part of a 2 MiB frame of a huge pool */
 	uint64_t returned_bytes[MM_MAX_POOLS]; /* bytes punched out of each pool */
 };
 
@@ -219,6 +238,10 @@ struct mm {
 	struct defer_queue deferred; /* old frames waiting for every holder */
 	struct mig_stats mig;
 	struct mm_timeline tl; /* migration batches and write faults, under mm->lock */
+	/* the migration copy threads (mm/copy_pool.h), made on the first large batch,
+	 * destroyed by mm_destroy(); NULL until then */
+	struct copy_pool *copy_pool;
+	bool has_huge; /* some pool is huge (POOL_HUGETLB): the engine moves whole frames */
 	struct mm_pin_stats pins;
 	struct mm_discard_stats discard;
 	struct mig_range *discard_q; /* pinned pages whose discard is deferred, sorted */

@@ -18,9 +18,15 @@ size_t mm_ranges_merge(struct mig_range *r, size_t n)
 {
 	size_t k = 0;
 
+	size_t sorted = 1;
+
 	if (!n)
 		return 0; /* r may be NULL */
-	qsort(r, n, sizeof(*r), range_cmp);
+	/* requests usually come in GPA order (page lists walked upwards): sort only if not */
+	while (sorted < n && r[sorted - 1].gpa <= r[sorted].gpa)
+		sorted++;
+	if (sorted < n)
+		qsort(r, n, sizeof(*r), range_cmp);
 	for (size_t i = 0; i < n; i++) {
 		if (k && r[i].gpa <= r[k - 1].gpa + r[k - 1].len) {
 			gpa_t e = r[i].gpa + r[i].len;

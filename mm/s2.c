@@ -178,6 +178,36 @@ static unsigned slot_idx(gpa_t gpa, unsigned level)
 
 /* ---- set-up ---- */
 
+/*
+ * Does @f keep a 4 KiB page's output address verbatim in the bits @mask, independent of
+ * every other field (so a level-3 entry is its attribute bits | its output address)?
+ * Checked for every attribute combination s2_leaf can describe.
+ */
+static bool oa_verbatim3(const struct s2_format *f, uint64_t mask)
+{
+	for (unsigned perm = S2_PERM_R; perm <= S2_PERM_RWX; perm++) {
+		for (unsigned mt = 0; mt <= S2_MT_DEVICE && (perm & S2_PERM_R); mt++) {
+			for (unsigned bits = 0; bits < 8; bits++) {
+				struct s2_leaf l = { .perm = (uint8_t)perm, .memtype = (uint8_t)mt,
+						     .accessed = bits & 1, .dirty = bits & 2,
+						     .contig = bits & 4 }, d;
+				uint64_t lo, hi;
+
+				lo = f->mk_leaf(3, &l);
+				l.oa = mask;
+				hi = f->mk_leaf(3, &l);
+				if ((lo & mask) || (hi ^ lo) != mask ||
+				    f->kind(hi, 3) != S2_PTE_LEAF)
+					return false;
+				f->leaf(hi, 3, &d);
+				if (d.oa != mask)
+					return false;
+			}
+		}
+	}
+	return true;
+}
+
 int s2_map_init(struct s2_map *m, const struct s2_map_config *cfg)
 {
 	int r;
@@ -194,6 +224,9 @@ int s2_map_init(struct s2_map *m, const struct s2_map_config *cfg)
 	m->fail_ctx = cfg->fail_ctx;
 	m->be = cfg->be;
 	m->be_ctx = cfg->be_ctx;
+	m->oa_mask3 = (cfg->fmt->oa_bits >= 64 ? ~0ull : (1ull << cfg->fmt->oa_bits) - 1) &
+		      ~(S2_PAGE_SIZE - 1);
+	m->fast3 = oa_verbatim3(cfg->fmt, m->oa_mask3);
 	r = tables_reserve(m, 1);
 	if (r) {
 		s2_map_destroy(m);
@@ -242,6 +275,17 @@ static bool range_has_leaf(const struct s2_map *m, const uint64_t *t, unsigned l
 {
 	uint64_t sz = s2_level_size(level);
 
+	if (level == 3) { /* one pass over the table: empty entries need no decoding */
+		unsigned i = slot_idx(s, 3), n = (unsigned)((e - s) >> S2_PAGE_SHIFT);
+
+		for (; n; i++, n--) {
+			uint64_t pte = pte_get(&t[i]);
+
+			if (pte && m->fmt->kind(pte, 3) == S2_PTE_LEAF)
+				return true;
+		}
+		return false;
+	}
 	for (gpa_t ss = s; ss < e;) {
 		gpa_t slot = ss & ~(sz - 1), se = MIN(e, slot + sz);
 		uint64_t pte = pte_get(&t[slot_idx(ss, level)]);
@@ -270,11 +314,37 @@ struct map_args {
 	struct s2_batch *b;
 };
 
+/*
+ * Map [s, e) (inside one level-3 table @t) with 4 KiB leaves in one pass: the first
+ * entry is encoded, the others differ only in their output address (m->fast3). One
+ * batch record for the stretch, as the per-page records would merge into.
+ */
+static void map_table3(struct s2_map *m, uint64_t *t, gpa_t s, gpa_t e, struct map_args *a)
+{
+	struct s2_leaf l = a->tmpl;
+	uint64_t pte;
+	gpa_t slot = s;
+
+	l.oa = a->pa0 + (s - a->s0);
+	pte = m->fmt->mk_leaf(3, &l);
+	for (unsigned i = slot_idx(s, 3); slot < e; i++, slot += S2_PAGE_SIZE) {
+		pte_set(m, &t[i], slot, 3, pte);
+		pte += S2_PAGE_SIZE;
+	}
+	batch_add(a->b, S2_OP_MAP, s, e - s, 3, S2_INV_NONE, false);
+}
+
 /* Map [s, e) under table @t (NULL in a dry run for a table still to be allocated). */
 static void map_level(struct s2_map *m, uint64_t *t, unsigned level, gpa_t s, gpa_t e,
 		      struct map_args *a)
 {
 	uint64_t sz = s2_level_size(level);
+
+	if (level == 3 && m->fast3 && !m->per_entry) {
+		if (!a->dry) /* pages always fit: a dry run has nothing to count here */
+			map_table3(m, t, s, e, a);
+		return;
+	}
 
 	for (gpa_t ss = s; ss < e;) {
 		gpa_t slot = ss & ~(sz - 1), se = MIN(e, slot + sz);
@@ -470,6 +540,160 @@ static void apply_leaf(struct s2_map *m, uint64_t *p, gpa_t slot, unsigned level
 	}
 }
 
+/* ---- level-3 tables, a table at a time ---- */
+
+enum { ACT_NONE, ACT_SET, ACT_SLOW };
+
+/*
+ * What a level-3 entry's attribute bits (the entry without its output address) mean for
+ * the update under way: decided once per distinct attribute word, by decoding and
+ * re-encoding one entry exactly as apply_leaf() would, then applied to every entry
+ * with the same word by rewriting the attribute or address bits alone (m->fast3).
+ */
+struct attr_memo {
+	uint64_t attrs;
+	bool valid;
+	uint8_t act; /* ACT_NONE: nothing to do; ACT_SET: write new_attrs | address;
+		      * ACT_SLOW: apply_leaf() (arm64 break-before-make remaps) */
+	uint8_t inv; /* enum s2_inv of the change */
+	uint64_t new_attrs;
+};
+
+static void memo_fill(const struct s2_map *m, const struct upd_args *a, uint64_t pte,
+		      struct attr_memo *mo)
+{
+	const uint64_t mask = m->oa_mask3;
+	struct s2_leaf l, nl;
+	uint64_t np;
+
+	mo->valid = true;
+	mo->attrs = pte & ~mask;
+	mo->act = ACT_NONE;
+	if (m->fmt->kind(pte, 3) != S2_PTE_LEAF)
+		return;
+	m->fmt->leaf(pte, 3, &l);
+	nl = l;
+	switch (a->op) {
+	case UPD_UNMAP:
+		mo->act = ACT_SET;
+		mo->new_attrs = 0; /* the whole entry becomes 0 */
+		mo->inv = S2_INV_REQUIRED;
+		break;
+	case UPD_PROTECT:
+		if (l.perm == a->perm)
+			return;
+		nl.perm = (uint8_t)a->perm;
+		np = m->fmt->mk_leaf(3, &nl);
+		mo->act = (np & mask) == (pte & mask) ? ACT_SET : ACT_SLOW;
+		mo->new_attrs = np & ~mask;
+		mo->inv = (l.perm & ~a->perm) ? S2_INV_REQUIRED : S2_INV_NONE;
+		break;
+	case UPD_REMAP: {
+		bool ro = !(l.perm & S2_PERM_W);
+		bool same = a->flags & S2_REMAP_SAME_CONTENTS;
+
+		if (m->fmt->needs_bbm && !(ro && same)) {
+			mo->act = ACT_SLOW;
+			return;
+		}
+		nl.oa = l.oa ^ S2_PAGE_SIZE; /* any other address: the attributes it gets */
+		np = m->fmt->mk_leaf(3, &nl);
+		mo->act = (np & mask) == nl.oa ? ACT_SET : ACT_SLOW;
+		mo->new_attrs = np & ~mask;
+		mo->inv = ro && same ? S2_INV_DEFERRABLE : S2_INV_REQUIRED;
+		break;
+	}
+	}
+}
+
+/* A stretch of equal changes not yet recorded in the batch. */
+struct upd_run {
+	gpa_t s, e;
+	uint8_t inv;
+};
+
+static void run_flush(struct upd_args *a, struct upd_run *r)
+{
+	static const uint8_t ops[] = { [UPD_UNMAP] = S2_OP_UNMAP, [UPD_PROTECT] = S2_OP_PROTECT,
+				       [UPD_REMAP] = S2_OP_REMAP };
+
+	if (r->e > r->s)
+		batch_add(a->b, (enum s2_op)ops[a->op], r->s, r->e - r->s, 3,
+			  (enum s2_inv)r->inv, false);
+	r->s = r->e = 0;
+}
+
+/*
+ * Apply @a to [s, e) inside the level-3 table @t in one pass over its entries: the
+ * same entries, the same batch records (one per maximal stretch of equal changes, as
+ * per-entry records merge into) and the same backend calls as upd_level() would make
+ * entry by entry. Needs m->fast3. A dry run only looks for holes (s2_remap()).
+ */
+static void upd_table3(struct s2_map *m, uint64_t *t, gpa_t s, gpa_t e, struct upd_args *a)
+{
+	const uint64_t mask = m->oa_mask3;
+	unsigned i = slot_idx(s, 3);
+	struct attr_memo mo = { .valid = false };
+	struct upd_run run = { 0 };
+
+	if (a->dry) {
+		if (a->op != UPD_REMAP)
+			return; /* leaves need no table pages and no checks */
+		for (gpa_t slot = s; slot < e; slot += S2_PAGE_SIZE, i++) {
+			uint64_t pte = pte_get(&t[i]);
+
+			if (!pte || m->fmt->kind(pte, 3) != S2_PTE_LEAF) {
+				a->err = -ENOENT;
+				return;
+			}
+		}
+		return;
+	}
+	for (gpa_t slot = s; slot < e; slot += S2_PAGE_SIZE, i++) {
+		uint64_t *p = &t[i], pte = pte_get(p), np;
+
+		if (!pte) { /* nothing mapped: nothing to change or record */
+			run_flush(a, &run);
+			continue;
+		}
+		if (!mo.valid || (pte & ~mask) != mo.attrs)
+			memo_fill(m, a, pte, &mo);
+		if (mo.act == ACT_SLOW) {
+			struct s2_leaf l;
+
+			run_flush(a, &run);
+			m->fmt->leaf(pte, 3, &l);
+			apply_leaf(m, p, slot, 3, &l, a);
+			continue;
+		}
+		if (mo.act == ACT_NONE) {
+			run_flush(a, &run);
+			continue;
+		}
+		if (a->op == UPD_UNMAP) {
+			np = 0;
+		} else if (a->op == UPD_PROTECT) {
+			np = (pte & mask) | mo.new_attrs;
+		} else {
+			hpa_t oa = a->pa0 + (slot - a->s0);
+
+			if (oa == (pte & mask)) { /* already there */
+				run_flush(a, &run);
+				continue;
+			}
+			np = oa | mo.new_attrs;
+		}
+		pte_set(m, p, slot, 3, np);
+		if (run.e != slot || run.inv != mo.inv) {
+			run_flush(a, &run);
+			run.s = slot;
+			run.inv = mo.inv;
+		}
+		run.e = slot + S2_PAGE_SIZE;
+	}
+	run_flush(a, &run);
+}
+
 /*
  * Apply @a to [s, e) under table @t at @level. In a dry run @t may be NULL: the table is
  * then the split of block @vparent (which maps @vbase), and its entries are derived.
@@ -478,6 +702,11 @@ static void upd_level(struct s2_map *m, uint64_t *t, unsigned level, gpa_t s, gp
 		      const struct s2_leaf *vparent, gpa_t vbase, struct upd_args *a)
 {
 	uint64_t sz = s2_level_size(level);
+
+	if (level == 3 && t && m->fast3 && !m->per_entry) {
+		upd_table3(m, t, s, e, a);
+		return;
+	}
 
 	for (gpa_t ss = s; ss < e;) {
 		gpa_t slot = ss & ~(sz - 1), se = MIN(e, slot + sz);
@@ -502,7 +731,9 @@ static void upd_level(struct s2_map *m, uint64_t *t, unsigned level, gpa_t s, gp
 			uint64_t *child = tbl(m, m->fmt->table_pa(pte));
 
 			upd_level(m, child, level + 1, ss, se, NULL, 0, a);
-			if (!a->dry && a->op == UPD_UNMAP && table_empty(child)) {
+			/* a whole slot unmapped leaves only zero entries below it */
+			if (!a->dry && a->op == UPD_UNMAP &&
+			    ((ss == slot && se == slot + sz) || table_empty(child))) {
 				pte_set(m, p, slot, level, 0);
 				batch_add(a->b, S2_OP_TABLE_FREE, slot, sz, level, S2_INV_REQUIRED,
 					  false);
@@ -707,20 +938,79 @@ int s2_walk(const struct s2_map *m, gpa_t gpa, struct s2_leaf *out, unsigned *le
 	return -ENOENT;
 }
 
+/*
+ * The leaf holding @gpa and how far the leaves after it in the same table continue it
+ * (contiguous output addresses, same permissions and memory type), up to @end. Returns
+ * 0 with @out, *@oa (of @gpa), *@span and *@table_end (the run reached the table's last
+ * entry), or -ENOENT.
+ */
+static int leaf_run(const struct s2_map *m, gpa_t gpa, gpa_t end, struct s2_leaf *out, hpa_t *oa,
+		    uint64_t *span, bool *table_end)
+{
+	const uint64_t *t = tbl(m, m->root);
+	uint64_t pte = 0, lsz, next;
+	unsigned l, i;
+
+	if (gpa >= (1ull << m->ipa_bits))
+		return -ENOENT;
+	for (l = m->start_level; l < S2_LEVELS; l++) {
+		pte = pte_get(&t[slot_idx(gpa, l)]);
+		if (m->fmt->kind(pte, l) == S2_PTE_LEAF)
+			break;
+		if (m->fmt->kind(pte, l) != S2_PTE_TABLE)
+			return -ENOENT;
+		t = tbl(m, m->fmt->table_pa(pte));
+	}
+	if (l == S2_LEVELS)
+		return -ENOENT;
+	m->fmt->leaf(pte, l, out);
+	lsz = s2_level_size(l);
+	*oa = out->oa + (gpa & (lsz - 1));
+	*span = lsz - (gpa & (lsz - 1));
+	next = out->oa + lsz;
+	for (i = slot_idx(gpa, l) + 1; i < S2_PTES_PER_TABLE && gpa + *span < end; i++) {
+		uint64_t q = pte_get(&t[i]);
+		struct s2_leaf d;
+
+		if (!(next & (s2_level_size(0) - 1)))
+			break; /* runs never cross such an output address */
+		if (!(l == 3 && m->fast3 && q == pte + lsz)) { /* the common case: same bits */
+			if (m->fmt->kind(q, l) != S2_PTE_LEAF)
+				break;
+			m->fmt->leaf(q, l, &d);
+			if (d.oa != next || d.perm != out->perm || d.memtype != out->memtype)
+				break;
+		}
+		pte = q;
+		*span += lsz;
+		next += lsz;
+	}
+	*table_end = i == S2_PTES_PER_TABLE;
+	return 0;
+}
+
 int s2_walk_span(const struct s2_map *m, gpa_t gpa, gpa_t end, struct s2_leaf *out, hpa_t *oa,
 		 uint64_t *span)
 {
-	unsigned lvl;
-	uint64_t lsz, in;
+	bool te;
 
-	if (s2_walk(m, gpa, out, &lvl)) {
+	if (leaf_run(m, gpa, end, out, oa, span, &te)) {
 		*span = MIN(S2_PAGE_SIZE, end - gpa);
 		return -ENOENT;
 	}
-	lsz = s2_level_size(lvl);
-	in = gpa & (lsz - 1);
-	*oa = out->oa + in;
-	*span = MIN(lsz - in, end - gpa);
+	/* the run may go on in the next table */
+	while (te && gpa + *span < end) {
+		struct s2_leaf n;
+		hpa_t noa;
+		uint64_t nspan;
+
+		if (!((*oa + *span) & (s2_level_size(0) - 1)) ||
+		    leaf_run(m, gpa + *span, end, &n, &noa, &nspan, &te) || noa != *oa + *span ||
+		    n.perm != out->perm || n.memtype != out->memtype)
+			break;
+		*span += nspan;
+	}
+	*span = MIN(*span, end - gpa);
 	return 0;
 }
 

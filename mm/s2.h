@@ -112,6 +112,15 @@ struct s2_map {
 	void *be_ctx;
 	struct s2_map_stats stats;
 	bool flush_pending; /* deferred invalidations not yet issued */
+	/*
+	 * Table-at-a-time updates of 4 KiB leaves (s2.c, "level-3 tables"): set by
+	 * s2_map_init() when the format keeps a page's output address verbatim in
+	 * oa_mask3 (checked there), so one pass over a table rewrites only those bits or
+	 * only the others. per_entry (tests) forces the general per-entry path instead.
+	 */
+	bool fast3;
+	bool per_entry;
+	uint64_t oa_mask3;
 };
 
 /* Create an empty map. Returns 0, -EINVAL for a bad config or -ENOMEM. */
@@ -164,9 +173,12 @@ int s2_collapse(struct s2_map *m, gpa_t gpa, unsigned level, struct s2_batch *b)
 int s2_walk(const struct s2_map *m, gpa_t gpa, struct s2_leaf *out, unsigned *level) S2_WUR;
 
 /*
- * Walk @gpa for range iteration up to @end: returns 0 with @out (the leaf), *@oa (the
- * output address of @gpa itself) and *@span (bytes from @gpa to the end of that leaf, at
- * most @end - @gpa); or -ENOENT for a hole, with *@span = one page (at most @end - @gpa).
+ * Walk @gpa for range iteration up to @end: returns 0 with @out (the leaf holding @gpa),
+ * *@oa (the output address of @gpa itself) and *@span: bytes from @gpa to the end of the
+ * run of leaves that follow it contiguous in output address with the same permissions
+ * and memory type (read a table at a time; never past an output address that is a
+ * multiple of s2_level_size(0)), at most @end - @gpa. Or -ENOENT for a hole, with
+ * *@span = one page (at most @end - @gpa).
  */
 int s2_walk_span(const struct s2_map *m, gpa_t gpa, gpa_t end, struct s2_leaf *out, hpa_t *oa,
 		 uint64_t *span);

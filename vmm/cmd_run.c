@@ -209,6 +209,9 @@ int cmd_run(int argc, char **argv)
 		cfg.mem.mig.keep_freed = o.keep_warm;
 		cfg.mem.mig.batch_frames = o.batch_bytes / 4096;
 		cfg.mem.mig.defer_invalidation = o.defer_invalidation;
+		cfg.mem.mig.copy_threads = o.copy_threads;
+		cfg.mem.mig.exact = o.migrate_exact;
+		cfg.mem.hugepages = o.hugepages;
 		cfg.mem.timeline_cap = o.timeline_cap;
 		if (getenv("S2VM_INJECT")) { /* read once, here: tests only */
 			if (inject_parse(getenv("S2VM_INJECT"), &cfg.mem.inject, &e)) {

@@ -11,44 +11,72 @@
 
 #define MIB2 (2ull << 20)
 
-int mems_allowed(uint64_t *mask)
+int mems_allowed_from(const char *path, uint64_t *mask)
 {
 	char line[512];
-	FILE *f = fopen("/proc/self/status", "re");
+	FILE *f = fopen(path, "re");
 	int r = -ENOENT;
+	bool first = true;
 
 	if (!f)
 		return -errno;
-	while (fgets(line, sizeof(line), f))
-		if (!strncmp(line, "Mems_allowed_list:", 18)) {
-			const char *v = line + 18;
+	while (fgets(line, sizeof(line), f)) {
+		const char *v = NULL;
 
-			while (*v == ' ' || *v == '\t')
-				v++;
-			r = mems_list_parse(v, mask);
-			break;
-		}
+		if (!strncmp(line, "Mems_allowed_list:", 18))
+			v = line + 18;
+		else if (first && strchr("0123456789", line[0]))
+			v = line; /* a bare list */
+		first = false;
+		if (!v)
+			continue;
+		while (*v == ' ' || *v == '\t')
+			v++;
+		line[strcspn(line, "\n")] = '\0';
+		r = mems_list_parse(v, mask);
+		break;
+	}
 	fclose(f);
 	return r;
 }
 
-/* Move every 2 MiB of guest RAM on a node outside @mask to its lowest node. */
+int mems_allowed(uint64_t *mask)
+{
+	return mems_allowed_from("/proc/self/status", mask);
+}
+
+/* Move every 2 MiB of guest RAM on a node outside @mask to its lowest node: one
+ * migration request of maximal ranges (batched by the engine). */
 static void follow(struct mems_watch *w, uint64_t mask)
 {
 	struct vm *vm = w->vm;
 	unsigned target = (unsigned)__builtin_ctzll(mask);
+	struct mig_range *r = malloc((vm->mem_size / MIB2) * sizeof(*r));
+	struct mig_result res = { 0 };
+	size_t n = 0;
 
-	for (gpa_t g = 0; g < vm->mem_size && !atomic_load(&vm->stopping); g += MIB2) {
+	if (!r) {
+		w->errors++;
+		return;
+	}
+	for (gpa_t g = 0; g < vm->mem_size; g += MIB2) {
 		int node = mm_gpa_node(&vm->mm, g);
-		struct mig_range r = { g, MIB2 };
-		struct mig_result res;
 
 		if (node < 0 || (mask >> node & 1))
 			continue;
-		if (mm_migrate(&vm->mm, &r, 1, target, &res))
-			w->errors++;
-		w->moved_pages += res.pages;
+		if (n && r[n - 1].gpa + r[n - 1].len == g)
+			r[n - 1].len += MIB2;
+		else
+			r[n++] = (struct mig_range){ g, MIB2 };
 	}
+	if (n && mm_migrate(&vm->mm, r, n, target, &res))
+		w->errors++;
+	w->moved_pages += res.pages;
+	fprintf(stderr, "s2vm: moved %llu MiB of guest memory to host node %u (%llu MiB not "
+			"moved)\n",
+		(unsigned long long)(res.pages >> 8), target,
+		(unsigned long long)((res.aborted + res.pinned) >> 8));
+	free(r);
 }
 
 static void *watch_thread(void *arg)
@@ -71,7 +99,7 @@ static void *watch_thread(void *arg)
 		pthread_mutex_unlock(&vm->stop_lock);
 		if (atomic_load(&vm->stopping))
 			break;
-		if (mems_allowed(&mask) || mask == w->mask)
+		if (mems_allowed_from(w->path, &mask) || !mask || mask == w->mask)
 			continue;
 		w->mask = mask;
 		w->changes++;
@@ -91,7 +119,9 @@ int mems_watch_start(struct mems_watch *w, struct vm *vm, unsigned period_ms, st
 	memset(w, 0, sizeof(*w));
 	w->vm = vm;
 	w->period_ms = period_ms;
-	r = mems_allowed(&w->mask);
+	w->path = getenv("S2VM_MEMS_ALLOWED_FILE") ? getenv("S2VM_MEMS_ALLOWED_FILE")
+						   : "/proc/self/status";
+	r = mems_allowed_from(w->path, &w->mask);
 	if (r)
 		return s2_err_set(e, r, "reading Mems_allowed_list: %s", strerror(-r));
 	sigfillset(&all);

@@ -22,11 +22,17 @@ int mems_list_parse(const char *s, uint64_t *mask) __attribute__((warn_unused_re
 /* This process's Mems_allowed (from /proc/self/status). Returns 0 or -errno. */
 int mems_allowed(uint64_t *mask) __attribute__((warn_unused_result));
 
+/* The same from the file @path: a status file (its Mems_allowed_list: line) or a bare
+ * list. For tests: $S2VM_MEMS_ALLOWED_FILE, read by the watcher instead of
+ * /proc/self/status, stands in for a cgroup change on a host with one node. */
+int mems_allowed_from(const char *path, uint64_t *mask) __attribute__((warn_unused_result));
+
 struct mems_watch {
 	struct vm *vm;
 	uint64_t mask; /* the set last seen */
 	unsigned period_ms;
 	uint64_t changes, moved_pages, errors;
+	const char *path; /* what it reads: /proc/self/status or $S2VM_MEMS_ALLOWED_FILE */
 	pthread_t thread;
 	bool started;
 };

@@ -106,12 +106,14 @@ void run_opts_usage(FILE *f)
 		"                       it for trusted images such as guestos, for CI and on\n"
 		"                       machines without KVM.\n"
 		"      --numa guest=ID,size=SIZE,host=NODE[,policy=P][,hosts=LIST]\n"
+		"             [,hugepages=on]\n"
 		"                       a guest NUMA node backed by host node NODE; repeat\n"
 		"                       for each guest node, sizes adding up to --mem.\n"
 		"                       P: bind (default), preferred (falls back to hosts=\n"
 		"                       when NODE's pool is full) or interleave (2 MiB\n"
 		"                       frames round-robin over hosts=). LIST: 0:1 or 0-2,\n"
 		"                       each node once; bind takes no hosts=.\n"
+		"                       hugepages=on: its memory on 2 MiB huge pages.\n"
 		"                       Host nodes this machine lacks are emulated.\n"
 		"      --pool NODE=SIZE  cap host node NODE's pool at SIZE, a multiple of\n"
 		"                       2 MiB up to 1 TiB (default: the node's memory);\n"
@@ -129,6 +131,17 @@ void run_opts_usage(FILE *f)
 		"                       pages one migration batch moves (default 32M, from\n"
 		"                       4K to 1G): smaller batches stall a writing vCPU for\n"
 		"                       less time, larger ones make fewer invalidations\n"
+		"      --hugepages      back guest RAM with 2 MiB huge pages (hugetlbfs memfds;\n"
+		"                       per guest node: --numa ...,hugepages=on). The host must\n"
+		"                       have them free on each node used: see\n"
+		"                       /sys/devices/system/node/nodeN/hugepages/\n"
+		"      --migrate-copy-threads N\n"
+		"                       threads copying large migration batches (default 0:\n"
+		"                       one per CPU this process may use, at most 8; 1: copy\n"
+		"                       on the migrating thread only)\n"
+		"      --migrate-exact  move only the requested pages (by default a cost model\n"
+		"                       may move a whole 2 MiB window of scattered 4 KiB pages\n"
+		"                       when one copy is cheaper than a remap per page)\n"
 		"      --defer-invalidation=on|off\n"
 		"                       hold back the invalidation of an address change made\n"
 		"                       while read-only until a page becomes writable again\n"
@@ -292,9 +305,10 @@ static int node_list_parse(const char *v, struct mm_guest_node *n, struct s2_err
 	}
 }
 
-enum numa_key { NK_GUEST, NK_SIZE, NK_HOST, NK_POLICY, NK_HOSTS, NK_NR };
+enum numa_key { NK_GUEST, NK_SIZE, NK_HOST, NK_POLICY, NK_HOSTS, NK_HUGEPAGES, NK_NR };
 
-static const char *const numa_keys[NK_NR] = { "guest", "size", "host", "policy", "hosts" };
+static const char *const numa_keys[NK_NR] = { "guest", "size", "host", "policy", "hosts",
+					      "hugepages" };
 
 static const char *const policy_names[] = {
 	[MM_POLICY_BIND] = "bind",
@@ -351,6 +365,12 @@ static int numa_kv_parse(const char *s, enum numa_key k, const char *val, struct
 				  val);
 	case NK_HOSTS:
 		return node_list_parse(val, n, e);
+	case NK_HUGEPAGES:
+		if (strcmp(val, "on") && strcmp(val, "off"))
+			return s2_err_set(e, -EINVAL, "--numa hugepages=%s: expected on or off",
+					  val);
+		n->huge = !strcmp(val, "on");
+		return 0;
 	case NK_NR:
 		break;
 	}
@@ -392,7 +412,8 @@ int numa_opt_parse(const char *s, struct mm_guest_node *n, struct s2_err *e)
 				break;
 		if (k == NK_NR)
 			return s2_err_set(e, -EINVAL,
-					  "--numa: unknown key '%s' (guest, size, host, policy, hosts)",
+					  "--numa: unknown key '%s' (guest, size, host, policy, hosts, "
+					  "hugepages)",
 					  item);
 		if (have[k])
 			return s2_err_set(e, -EINVAL, "--numa %s: key '%s' given more than once", s,
@@ -947,6 +968,9 @@ static int run_opts_parse_all(int argc, char **argv, struct run_opts *o, struct 
 		{ "migrate-writable", required_argument, NULL, 'W' },
 		{ "keep-warm", no_argument, NULL, 'K' },
 		{ "migrate-batch", required_argument, NULL, 'b' },
+		{ "migrate-copy-threads", required_argument, NULL, 't' },
+		{ "migrate-exact", no_argument, NULL, 'x' },
+		{ "hugepages", no_argument, NULL, 'H' },
 		{ "defer-invalidation", required_argument, NULL, 'd' },
 		{ "timeline", optional_argument, NULL, 'T' },
 		{ "lab-out", required_argument, NULL, 'L' },
@@ -1103,6 +1127,25 @@ static int run_opts_parse_all(int argc, char **argv, struct run_opts *o, struct 
 						  "--migrate-batch %s: expected a multiple of 4K from "
 						  "4K to 1G (e.g. 2M)%s", optarg, sign_note(optarg));
 			o->batch_bytes = v;
+			break;
+		case 't': {
+			char *endp;
+			unsigned long n;
+
+			errno = 0;
+			n = strtoul(optarg, &endp, 10);
+			if (errno || endp == optarg || *endp || optarg[0] == '-' || n > 64)
+				return s2_err_set(e, -EINVAL,
+						  "--migrate-copy-threads %s: expected 0 (one per "
+						  "CPU) to 64", optarg);
+			o->copy_threads = (unsigned)n;
+			break;
+		}
+		case 'x':
+			o->migrate_exact = true;
+			break;
+		case 'H':
+			o->hugepages = true;
 			break;
 		case 'd':
 			if (!strcmp(optarg, "on"))

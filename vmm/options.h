@@ -115,6 +115,9 @@ struct run_opts {
 	bool keep_warm; /* --keep-warm: freed source frames stay backed */
 	uint64_t batch_bytes; /* --migrate-batch: bytes per batch, 4 KiB multiple; 0: default */
 	bool defer_invalidation; /* --defer-invalidation=on */
+	unsigned copy_threads; /* --migrate-copy-threads: 0 = one per allowed CPU (max 8) */
+	bool migrate_exact; /* --migrate-exact: no whole-window moves by the cost model */
+	bool hugepages; /* --hugepages: every pool on 2 MiB huge pages */
 	uint32_t timeline_cap; /* --timeline[=N]: events kept; 0: off */
 	const char *lab_out; /* --lab-out FILE: where S2_HC_LAB_RESULT blobs go (points into
 			      * argv); NULL: the hypercall returns -ENODEV */

@@ -6,6 +6,7 @@
 
 #include <json-c/json.h>
 
+#include "mm/copy_pool.h"
 #include "vmm/stats.h"
 #include "vmm/virtio_balloon.h"
 #include "vmm/virtio_blk.h"
@@ -182,6 +183,7 @@ static json_object *discard_json(const struct mm *mm)
 	ADD("pending_pages", ds->pending_pages);
 	ADD("cancelled_pages", ds->cancelled_pages);
 	ADD("failed_pages", ds->failed_pages);
+	ADD("huge_partial_pages", ds->huge_partial_pages);
 	for (unsigned k = 0; k < mm->nr_pools; k++) {
 		char key[16];
 
@@ -369,6 +371,15 @@ static json_object *stats_json(struct vm *vm)
 		ADD("held_frames", ms->held_frames);
 		ADD("skipped_pages", ms->skipped_pages);
 		ADD("copy_ns", ms->phase_ns[MIG_PHASE_COPY]);
+		ADD("huge_frames", ms->huge_frames);
+		ADD("huge_extra_pages", ms->huge_extra_pages);
+		ADD("huge_refused_pages", ms->huge_refused_pages);
+		ADD("windows_promoted", ms->windows_promoted);
+		ADD("promoted_pages", ms->promoted_pages);
+		ADD("parallel_copies", ms->parallel_copies);
+		ADD("copy_threads", mm->copy_pool ? copy_pool_threads(mm->copy_pool) : 1);
+		ADD("est_run_ns", ms->est_run_ns);
+		ADD("est_copy2m_ns", ms->est_copy2m_ns);
 #undef ADD
 		{
 			json_object *ph = json_object_new_object();
@@ -513,6 +524,24 @@ static void stats_render(struct vm *vm, enum run_stats_mode mode, FILE *f)
 			mm->deferred.frames_max, ms->forced_flushes, ms->aborted_pages,
 			ms->alias_failures,
 			mm->cfg.mig.lazy_writable ? "lazy" : "eager");
+		{
+			uint64_t tot = 0;
+
+			for (unsigned i = 0; i < MIG_PHASE_NR; i++)
+				tot += ms->phase_ns[i];
+			fprintf(f, "                     phases: protect %.1f%%, copy %.1f%%, remap "
+				   "%.1f%%, wait %.1f%%, free %.1f%% of %.3f ms; %u copy thread(s), "
+				   "%" PRIu64 " parallel copies; %" PRIu64 " 2 MiB windows moved whole "
+				   "(+%" PRIu64 " pages)%s\n",
+				tot ? 100.0 * ms->phase_ns[MIG_PHASE_PROTECT] / tot : 0,
+				tot ? 100.0 * ms->phase_ns[MIG_PHASE_COPY] / tot : 0,
+				tot ? 100.0 * ms->phase_ns[MIG_PHASE_REMAP] / tot : 0,
+				tot ? 100.0 * ms->phase_ns[MIG_PHASE_WAIT] / tot : 0,
+				tot ? 100.0 * ms->phase_ns[MIG_PHASE_FREE] / tot : 0, (double)tot / 1e6,
+				mm->copy_pool ? copy_pool_threads(mm->copy_pool) : 1u, ms->parallel_copies,
+				ms->windows_promoted, ms->promoted_pages,
+				mm->cfg.mig.exact ? " (--migrate-exact)" : "");
+		}
 		if (mm->cfg.mig.keep_freed) {
 			fprintf(f, "  freed source       kept backed for reuse (--keep-warm)\n");
 		} else {

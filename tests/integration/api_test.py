@@ -117,6 +117,7 @@ def main():
     shutdown_test(a, "vm.shutdown")
     shutdown_test(a, "vmm.shutdown")
     reboot_test(a)
+    mems_test(a)
     vmm_mode_test(a)
     print(f"api_test: {'FAIL' if FAILS else 'PASS'} ({len(FAILS)} failures)")
     return 1 if FAILS else 0
@@ -401,6 +402,63 @@ def reboot_test(a):
     check("ERROR: AddressSanitizer" not in err and "WARNING: ThreadSanitizer" not in err,
           "reboot: a sanitizer report")
     check(not os.path.exists(sock), "reboot: the socket was not removed")
+
+
+def mems_test(a):
+    """Placement that follows Mems_allowed (libvirt's <numatune> through the cpuset cgroup):
+    a host with one node cannot change the real set, so $S2VM_MEMS_ALLOWED_FILE stands in
+    for it (the watcher reads it instead of /proc/self/status); the move itself is the
+    real one: the guest's memory goes to the new node live and comes back, 0 mismatches."""
+    tmp = tempfile.mkdtemp(prefix="s2vm-api-")
+    sock = os.path.join(tmp, "api.sock")
+    mems = os.path.join(tmp, "mems")
+
+    def allow(nodes):
+        with open(mems + ".new", "w") as f:
+            f.write(nodes + "\n")
+        os.rename(mems + ".new", mems)
+
+    def placed(node, seconds=10):
+        t0 = time.monotonic()
+        doc = None
+        while time.monotonic() - t0 < seconds:
+            doc, _ = expect(sock, "GET", "vm.memory", 200, what="vm.memory (mems)")
+            on = (doc or {}).get("memory", {}).get("guest_nodes", [{}])[0].get(
+                "bytes_on_host_node", {})
+            if on.get(str(node)) == 64 << 20:
+                return (time.monotonic() - t0) * 1e3
+            time.sleep(0.05)
+        check(False, f"Mems_allowed -> {node}: the guest's memory did not move: {doc}")
+        return None
+
+    allow("0")
+    env = dict(os.environ, S2VM_MEMS_ALLOWED_FILE=mems)
+    p = subprocess.Popen([a.s2vm, "run", os.path.join(a.images, "migstress.elf"), "--accel",
+                          a.accel, "--mem", "64M", "--vcpus", "2", "--api-socket", sock,
+                          "--", "seconds=6"], env=env, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    try:
+        wait_ready(sock)
+        placed(0, 2)
+        allow("1")
+        ms = placed(1)
+        if ms is not None:
+            print(f"Mems_allowed 0 -> 1: 64 MiB moved live in {ms:.0f} ms (polled)")
+        allow("0-1")  # a wider set moves nothing
+        time.sleep(0.6)
+        placed(1, 1)
+        allow("0")
+        placed(0)
+        out, err = p.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        out, err = p.communicate()
+    check(p.returncode == 0 and "0 mismatches" in out,
+          f"mems: exit {p.returncode}, stdout {out[-300:]!r}, stderr {err[-300:]!r}")
+    check(err.count("the memory nodes allowed changed") == 3,
+          f"mems: want 3 changes noticed: {err[-600:]!r}")
+    check("moved 64 MiB of guest memory to host node 1" in err and
+          "moved 64 MiB of guest memory to host node 0" in err, f"mems: {err[-600:]!r}")
 
 
 def shutdown_test(a, ep):

@@ -32,7 +32,7 @@ import time
 ACCELS = ("proc", "kvm")
 # Keys a case may give once; those in PER_ACCEL may also be given as KEY.proc / KEY.kvm.
 KEYS = {"image", "opts", "args", "exit", "stdout", "stderr", "absent", "reports", "guest",
-        "accel", "env", "signal", "timeout", "disk"}
+        "accel", "env", "signal", "timeout", "disk", "hugepages"}
 PER_ACCEL = {"exit", "timeout", "opts", "env", "stdout", "stderr", "absent", "reports",
              "skip"}
 DEFAULT_TIMEOUT = 60
@@ -129,6 +129,19 @@ def scratch(c, tmp):
                 return None, f"no file here can serve as {{{name}}}"
             subst[name] = path
     return subst, None
+
+
+def huge_free():
+    """Free 2 MiB huge pages on node 0 (the whole host's without NUMA), and the file that
+    sets how many there are."""
+    d = "/sys/devices/system/node/node0/hugepages/hugepages-2048kB"
+    if not os.path.isdir(d):
+        d = "/sys/kernel/mm/hugepages/hugepages-2048kB"
+    try:
+        with open(os.path.join(d, "free_hugepages")) as f:
+            return int(f.read()), os.path.join(d, "nr_hugepages")
+    except (OSError, ValueError):
+        return 0, os.path.join(d, "nr_hugepages")
 
 
 def kvm_usable():
@@ -376,6 +389,13 @@ def run_case(a, name, c):
         ok, why = kvm_usable()
         if not ok:
             print(f"SKIP: {name} needs KVM and {why}")
+            return 77
+    need = int(c.get("hugepages", "0").strip() or 0)
+    if need:
+        free, nr_file = huge_free()
+        if free < need:
+            print(f"SKIP: {name} needs {need} free 2 MiB huge pages, {free} free (tools/dev "
+                  f"test reserves them as root: echo {need + 16} > {nr_file})")
             return 77
     reports = parse_reports(get_list(c, "reports", accel))
 

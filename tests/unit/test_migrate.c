@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "mm/backend_sim.h"
+#include "mm/copy_pool.h"
 #include "mm/dma.h"
 #include "mm/migrate.h"
 #include "tests/unit/unit.h"
@@ -28,6 +29,7 @@ struct env {
 	uint64_t writes_in_copy_blocked, writes_in_copy_leaked;
 	const struct mig_range *copying; /* pages being copied right now */
 	size_t ncopying;
+	bool quiet_copy; /* the copy hook makes no agent accesses (contents stay put) */
 };
 
 static uint64_t rnd(struct env *e)
@@ -73,7 +75,7 @@ static int sim_copy(void *ctx, struct mm *mm, unsigned sp, uint64_t sf, unsigned
 {
 	struct env *e = ctx;
 
-	for (unsigned i = 0; i < 8; i++) {
+	for (unsigned i = 0; i < 8 && !e->quiet_copy; i++) {
 		struct s2_leaf l;
 		unsigned lvl;
 		gpa_t g = (rnd(e) % (mm->cfg.mem_size / 4096)) * 4096;
@@ -545,6 +547,333 @@ static void test_timeline_churn(void)
 	env_fini(&e);
 }
 
+/* ---- the cost model for scattered requests ---- */
+
+/* Contents token of the frame backing @g (the sim model's version of its data). */
+static uint32_t token_of(struct env *e, gpa_t g)
+{
+	unsigned pool;
+	uint64_t off;
+
+	if (mm_gpa_backing(&e->mm, g, &pool, &off))
+		return 0;
+	return e->sim.token[pool * POOL_FRAMES + off / 4096];
+}
+
+/*
+ * Random scattered requests (a few pages in each of some 2 MiB windows, some pinned
+ * pages, a small third pool) with the cost model on or off (exact placement). After
+ * every call: every page holds its data (the token of its frame is the one it had),
+ * pinned pages did not move, requested pages are on the target unless aborted, and
+ * the pages moved beyond the request are exactly res.promoted — none in exact mode.
+ */
+static void run_model(bool exact)
+{
+	struct env e;
+	const uint64_t pages = 32 * MIB / 4096;
+	uint32_t *tok = malloc(pages * sizeof(*tok));
+	uint64_t *back = malloc(pages * sizeof(*back));
+	uint8_t *want = malloc(pages);
+	uint64_t promoted = 0, moved = 0, aborted = 0;
+
+	env_init(&e, false, false, 2048);
+	e.quiet_copy = true;
+	e.mm.cfg.mig.exact = exact;
+	e.mm.cfg.mig.batch_frames = 4096;
+	for (int round = 0; round < 60; round++) {
+		struct mig_range r[256];
+		struct frame *pinned[4];
+		gpa_t pg[4];
+		struct mig_result res;
+		unsigned node = (unsigned)(rnd(&e) % 3);
+		size_t n = 0;
+		uint64_t extra = 0;
+
+		memset(want, 0, pages);
+		for (unsigned w = 0; w < 1 + rnd(&e) % 4; w++) { /* a few windows, 1 page in k */
+			uint64_t base = (rnd(&e) % (pages / 512)) * 512, k = 2 + rnd(&e) % 15;
+
+			for (uint64_t p = base + rnd(&e) % k; p < base + 512 && n < 256; p += k) {
+				r[n++] = (struct mig_range){ p * 4096, 4096 * (1 + rnd(&e) % 2) };
+				want[p] = 1;
+				if (r[n - 1].len > 4096 && p + 1 < pages)
+					want[p + 1] = 1;
+				else
+					r[n - 1].len = 4096;
+			}
+		}
+		if (rnd(&e) % 4 == 0 && n < 256) { /* now and then a long run as well */
+			uint64_t p = rnd(&e) % (pages - 700);
+
+			r[n++] = (struct mig_range){ p * 4096, 600 * 4096 };
+			memset(want + p, 1, 600);
+		}
+		for (int i = 0; i < 4; i++) { /* pins: never moved */
+			pg[i] = (rnd(&e) % pages) * 4096;
+			pinned[i] = frame_get(&e.mm.ft, pg[i], NULL);
+			if (pinned[i] && frame_pin(pinned[i], 1))
+				pinned[i] = NULL;
+		}
+		pthread_mutex_lock(&e.mm.lock);
+		random_accesses(&e, 64);
+		pthread_mutex_unlock(&e.mm.lock);
+		for (uint64_t p = 0; p < pages; p++) {
+			unsigned pool;
+			uint64_t off;
+
+			CU_ASSERT_EQUAL_FATAL(mm_gpa_backing(&e.mm, p * 4096, &pool, &off), 0);
+			back[p] = mm_pa(pool, off / 4096);
+			tok[p] = token_of(&e, p * 4096);
+		}
+		CU_ASSERT_EQUAL(mm_migrate(&e.mm, r, n, node, &res), 0);
+		for (int i = 0; i < 4; i++)
+			if (pinned[i])
+				frame_unpin(pinned[i], 1);
+		moved += res.pages;
+		aborted += res.aborted;
+		promoted += res.promoted;
+		for (uint64_t p = 0; p < pages; p++) {
+			unsigned pool;
+			uint64_t off;
+			bool pinned_here = false;
+
+			CU_ASSERT_EQUAL_FATAL(mm_gpa_backing(&e.mm, p * 4096, &pool, &off), 0);
+			CU_ASSERT_EQUAL(token_of(&e, p * 4096), tok[p]); /* its data, wherever */
+			for (int i = 0; i < 4; i++)
+				pinned_here |= pinned[i] && pg[i] / 4096 == p;
+			if (pinned_here) {
+				CU_ASSERT_EQUAL(mm_pa(pool, off / 4096), back[p]);
+				continue;
+			}
+			if (want[p]) {
+				if (!res.aborted && !res.pinned)
+					CU_ASSERT_EQUAL(e.mm.pools[pool].node, node);
+			} else if (mm_pa(pool, off / 4096) != back[p]) {
+				CU_ASSERT_EQUAL(e.mm.pools[pool].node, node); /* moved: with a window */
+				extra++;
+			}
+		}
+		CU_ASSERT_EQUAL(extra, res.promoted);
+		if (exact)
+			CU_ASSERT_EQUAL(extra, 0);
+	}
+	check_backing(&e);
+	CU_ASSERT(moved > 2000);
+	if (exact) {
+		CU_ASSERT_EQUAL(promoted, 0);
+		CU_ASSERT_EQUAL(e.mm.mig.windows_promoted, 0);
+	} else {
+		CU_ASSERT(e.mm.mig.windows_promoted > 0);
+		CU_ASSERT_EQUAL(e.mm.mig.promoted_pages, promoted);
+	}
+	if (s2_sim_violations(&e.sim))
+		fprintf(stderr, "\n  %s\n", e.sim.last);
+	CU_ASSERT_EQUAL(s2_sim_violations(&e.sim), 0);
+	printf(" [%s: %lu pages moved, %lu promoted, %lu windows, %lu aborted] ",
+	       exact ? "exact" : "model", (unsigned long)moved, (unsigned long)promoted,
+	       (unsigned long)e.mm.mig.windows_promoted, (unsigned long)aborted);
+	env_fini(&e);
+	free(tok);
+	free(back);
+	free(want);
+}
+
+static void test_model_on(void)
+{
+	run_model(false);
+}
+
+static void test_model_exact(void)
+{
+	run_model(true);
+}
+
+/* The model's decision: one page in 8 of a window moves the window whole, one page in
+ * 256 does not (two runs of 7 us never outweigh a 130 us copy). */
+static void test_model_decision(void)
+{
+	struct env e;
+	struct mig_range r[64];
+	struct mig_result res;
+
+	env_init(&e, false, false, 2048);
+	e.quiet_copy = true;
+	for (int i = 0; i < 64; i++)
+		r[i] = (struct mig_range){ 4 * MIB + (uint64_t)i * 8 * 4096, 4096 };
+	CU_ASSERT_EQUAL(mm_migrate(&e.mm, r, 64, 1, &res), 0);
+	CU_ASSERT_EQUAL(res.pages, 64); /* requested */
+	CU_ASSERT_EQUAL(res.promoted, 448);
+	CU_ASSERT_EQUAL(res.runs, 1); /* one run: one alias call each way */
+	r[0] = (struct mig_range){ 8 * MIB, 4096 };
+	r[1] = (struct mig_range){ 8 * MIB + 256 * 4096, 4096 };
+	CU_ASSERT_EQUAL(mm_migrate(&e.mm, r, 2, 1, &res), 0);
+	CU_ASSERT_EQUAL(res.pages, 2);
+	CU_ASSERT_EQUAL(res.promoted, 0);
+	CU_ASSERT_EQUAL(e.mm.mig.windows_promoted, 1);
+	CU_ASSERT(e.mm.mig.est_run_ns > 0 && e.mm.mig.est_copy2m_ns > 0);
+	check_backing(&e);
+	env_fini(&e);
+}
+
+/* ---- the copy threads ---- */
+
+struct cp_ctx {
+	unsigned *hits;
+	int fail_at;
+};
+
+static int cp_task(void *ctx, unsigned i)
+{
+	struct cp_ctx *c = ctx;
+
+	__atomic_fetch_add(&c->hits[i], 1, __ATOMIC_RELAXED);
+	return (int)i == c->fail_at ? -EIO : 0;
+}
+
+static void *cp_user(void *arg)
+{
+	struct copy_pool *p = NULL;
+	unsigned hits[300];
+	struct cp_ctx c = { hits, -1 };
+	int bad = 0;
+
+	if (copy_pool_create(&p, 3))
+		return (void *)1;
+	for (int job = 0; job < 300; job++) {
+		unsigned n = 1 + (unsigned)job % 300;
+
+		memset(hits, 0, sizeof(hits));
+		c.fail_at = job % 7 == 0 ? (int)(n / 2) : -1;
+		bad |= copy_pool_run(p, n, cp_task, &c) != (c.fail_at >= 0 ? -EIO : 0);
+		for (unsigned i = 0; i < n; i++)
+			bad |= hits[i] != 1; /* every task once, all done on return */
+	}
+	copy_pool_destroy(p);
+	return (void *)(intptr_t)bad;
+}
+
+/* Jobs of 1..300 tasks, each run exactly once and finished on return, errors passed
+ * back; two pools (two VMs) used from two threads at once. */
+static void test_copy_pool(void)
+{
+	pthread_t a, b;
+	void *ra, *rb;
+	struct copy_pool *p;
+
+	CU_ASSERT(copy_pool_cpus() >= 1);
+	CU_ASSERT_EQUAL(copy_pool_create(&p, 1), -EINVAL);
+	CU_ASSERT_EQUAL_FATAL(pthread_create(&a, NULL, cp_user, NULL), 0);
+	CU_ASSERT_EQUAL_FATAL(pthread_create(&b, NULL, cp_user, NULL), 0);
+	pthread_join(a, &ra);
+	pthread_join(b, &rb);
+	CU_ASSERT_PTR_NULL(ra);
+	CU_ASSERT_PTR_NULL(rb);
+}
+
+struct real_vm {
+	struct mm mm;
+	int err;
+	uint64_t bad_pages, hole_data;
+};
+
+static uint64_t pattern(gpa_t g, unsigned w)
+{
+	return (g * 0x9e3779b97f4a7c15ull) ^ w;
+}
+
+/*
+ * One VM on the kvm backend's alias (no vCPU) with the default copy on 3 copy threads:
+ * 48 MiB written, except every fourth 2 MiB (never touched: a hole) and a discarded
+ * page in others; migrated 0 -> 1 -> 0 -> 1 in batches large enough for the threads.
+ * Every written byte must arrive, holes must stay holes in the destination pool.
+ */
+static void *real_vm_run(void *arg)
+{
+	struct real_vm *v = arg;
+	const uint64_t size = 48 * MIB;
+	struct mm_config c = { .mem_size = size, .nr_nodes = 2, .mig.copy_threads = 3 };
+	struct mig_range all = { 0, size - 2 * MIB };
+	struct mig_result res;
+
+	c.nodes[0] = (struct mm_guest_node){ .id = 0, .size = size - 2 * MIB, .host = 0 };
+	c.nodes[1] = (struct mm_guest_node){ .id = 1, .size = 2 * MIB, .host = 1 };
+	if (mm_create(&v->mm, &c)) {
+		v->err = -1;
+		return NULL;
+	}
+	for (gpa_t g = 0; g < all.len; g += 4096) {
+		uint64_t *p = mm_alias_at(&v->mm, g);
+
+		if ((g / (2 * MIB)) % 4 == 3)
+			continue; /* a hole */
+		for (unsigned w = 0; w < 512; w += 64)
+			p[w] = pattern(g, w);
+	}
+	for (int trip = 0; trip < 3 && !v->err; trip++) {
+		if (mm_migrate(&v->mm, &all, 1, (unsigned)(trip + 1) % 2, &res) ||
+		    res.pages != all.len / 4096)
+			v->err = -2;
+		for (gpa_t g = 0; g < all.len; g += 4096) {
+			const uint64_t *p = mm_alias_at(&v->mm, g);
+			unsigned pool;
+			uint64_t off;
+
+			if ((g / (2 * MIB)) % 4 == 3) {
+				if (mm_gpa_backing(&v->mm, g, &pool, &off) ||
+				    pool_has_data(&v->mm.pools[pool], off / 4096, 1))
+					v->hole_data++;
+				continue;
+			}
+			for (unsigned w = 0; w < 512; w += 64)
+				if (p[w] != pattern(g, w)) {
+					v->bad_pages++;
+					break;
+				}
+		}
+	}
+	return NULL;
+}
+
+static void test_parallel_copy_two_vms(void)
+{
+	struct real_vm v[2];
+	pthread_t th[2];
+
+	memset(v, 0, sizeof(v));
+	for (int i = 0; i < 2; i++)
+		CU_ASSERT_EQUAL_FATAL(pthread_create(&th[i], NULL, real_vm_run, &v[i]), 0);
+	for (int i = 0; i < 2; i++) {
+		pthread_join(th[i], NULL);
+		CU_ASSERT_EQUAL(v[i].err, 0);
+		CU_ASSERT_EQUAL(v[i].bad_pages, 0);
+		CU_ASSERT_EQUAL(v[i].hole_data, 0);
+		CU_ASSERT(v[i].mm.mig.parallel_copies > 0);
+		CU_ASSERT_PTR_NOT_NULL(v[i].mm.copy_pool);
+		if (!v[i].err || v[i].err == -2)
+			mm_destroy(&v[i].mm);
+	}
+}
+
+/* copy_threads = 1: never a pool; small batches never use one either. */
+static void test_single_thread_policy(void)
+{
+	struct mm mm;
+	struct mm_config c = { .mem_size = 16 * MIB, .nr_nodes = 2, .mig.copy_threads = 1 };
+	struct mig_range all = { 0, 14 * MIB };
+	struct mig_result res;
+
+	c.nodes[0] = (struct mm_guest_node){ .id = 0, .size = 14 * MIB, .host = 0 };
+	c.nodes[1] = (struct mm_guest_node){ .id = 1, .size = 2 * MIB, .host = 1 };
+	CU_ASSERT_EQUAL_FATAL(mm_create(&mm, &c), 0);
+	memset(mm_alias_at(&mm, 0), 0x77, 14 * MIB);
+	CU_ASSERT_EQUAL(mm_migrate(&mm, &all, 1, 1, &res), 0);
+	CU_ASSERT_EQUAL(res.pages, 14 * MIB / 4096);
+	CU_ASSERT_PTR_NULL(mm.copy_pool);
+	CU_ASSERT_EQUAL(mm.mig.parallel_copies, 0);
+	CU_ASSERT_EQUAL(*(unsigned char *)mm_alias_at(&mm, 14 * MIB - 1), 0x77);
+	mm_destroy(&mm);
+}
+
 static CU_TestInfo tests[] = {
 	{ "timeline ring: order, wrap, lost events", test_timeline_ring },
 	{ "timeline under churn: nothing lost, phases add up", test_timeline_churn },
@@ -556,6 +885,12 @@ static CU_TestInfo tests[] = {
 	{ "generations across the 64-bit wrap", test_generations_wrap },
 	{ "deferred-free cap", test_defer_cap },
 	{ "engine flushes at the cap", test_engine_cap_forces_flush },
+	{ "cost model: data, pins, promoted pages counted", test_model_on },
+	{ "cost model off: exact mode moves only requested pages", test_model_exact },
+	{ "cost model decision: 1 in 8 promoted, 1 in 256 not", test_model_decision },
+	{ "copy pool: every task once, errors, two pools", test_copy_pool },
+	{ "parallel default copy: data and holes, two VMs", test_parallel_copy_two_vms },
+	{ "copy_threads 1: no pool", test_single_thread_policy },
 	CU_TEST_INFO_NULL,
 };
 

@@ -488,12 +488,15 @@ static void test_engine_knobs(void)
 		{ { "k", "--timeline=1048577" }, "--timeline=1048577: expected" },
 		{ { "k", "--timeline=-1" }, "--timeline=-1: expected" },
 		{ { "k", "--timeline=12x" }, "--timeline=12x: expected" },
+		{ { "k", "--migrate-copy-threads", "65" }, "--migrate-copy-threads 65: expected" },
+		{ { "k", "--migrate-copy-threads", "-1" }, "--migrate-copy-threads -1: expected" },
+		{ { "k", "--migrate-exact=1" }, "--migrate-exact takes no value" },
 	};
 	struct run_opts o;
 	struct s2_err e = { "" };
 	const char *dflt[] = { "k", NULL };
 	const char *all[] = { "k", "--migrate-batch", "2M", "--defer-invalidation=on",
-			      "--timeline", NULL };
+			      "--timeline", "--migrate-copy-threads", "3", "--migrate-exact", NULL };
 	const char *n[] = { "k", "--timeline=100", "--defer-invalidation=off", NULL };
 
 	EXPECT_ERRORS(cases);
@@ -506,6 +509,8 @@ static void test_engine_knobs(void)
 	CU_ASSERT_EQUAL(o.batch_bytes, 2ull << 20);
 	CU_ASSERT_TRUE(o.defer_invalidation);
 	CU_ASSERT_EQUAL(o.timeline_cap, RUN_TIMELINE_DEFAULT);
+	CU_ASSERT_EQUAL(o.copy_threads, 3);
+	CU_ASSERT_TRUE(o.migrate_exact);
 	run_opts_free(&o);
 	CU_ASSERT_EQUAL_FATAL(parse(&o, &e, n), RUN_OPTS_OK);
 	CU_ASSERT_EQUAL(o.timeline_cap, 100);

@@ -408,6 +408,276 @@ static void test_random_arm64_bbm2(void)
 	random_ops(&s2_format_arm64, 2, seed() ^ 0x5a, 50000);
 }
 
+/* ---- table-at-a-time range operations against the per-entry path ---- */
+
+/* A backend that folds every entry write and invalidation into a hash, then hands them
+ * to the TLB model: two maps given the same operations must make the same calls. */
+struct rec_be {
+	struct s2_sim sim;
+	uint64_t hash, writes, tlbis;
+};
+
+static void rec_mix(struct rec_be *r, uint64_t v)
+{
+	r->hash = (r->hash ^ v) * 0x100000001b3ull;
+}
+
+static void rec_pte_write(void *ctx, gpa_t gpa, unsigned level, uint64_t old, uint64_t new_pte)
+{
+	struct rec_be *r = ctx;
+
+	rec_mix(r, gpa);
+	rec_mix(r, level);
+	rec_mix(r, old);
+	rec_mix(r, new_pte);
+	r->writes++;
+	s2_sim_ops.pte_write(&r->sim, gpa, level, old, new_pte);
+}
+
+static void rec_tlbi(void *ctx, gpa_t gpa, uint64_t size)
+{
+	struct rec_be *r = ctx;
+
+	rec_mix(r, gpa ^ (size << 1));
+	r->tlbis++;
+	s2_sim_ops.tlbi(&r->sim, gpa, size);
+}
+
+static int rec_commit(void *ctx, const struct s2_batch *b)
+{
+	struct rec_be *r = ctx;
+
+	return s2_sim_ops.commit ? s2_sim_ops.commit(&r->sim, b) : 0;
+}
+
+static const struct s2_backend_ops rec_ops = {
+	.pte_write = rec_pte_write,
+	.tlbi = rec_tlbi,
+	.commit = rec_commit,
+};
+
+#define P_SPACE (64ull << 20) /* GPA space the property test works in */
+
+static bool batches_equal(const struct s2_batch *x, const struct s2_batch *y)
+{
+	if (x->n != y->n || x->nfree != y->nfree || x->overflow != y->overflow)
+		return false;
+	for (size_t i = 0; i < x->n; i++)
+		if (x->v[i].gpa != y->v[i].gpa || x->v[i].size != y->v[i].size ||
+		    x->v[i].op != y->v[i].op || x->v[i].inv != y->v[i].inv ||
+		    x->v[i].level != y->v[i].level || x->v[i].bbm != y->v[i].bbm)
+			return false;
+	return true;
+}
+
+static bool tables_equal(const struct s2_map *x, const struct s2_map *y)
+{
+	if (x->tables.nr != y->tables.nr || x->tables.used != y->tables.used ||
+	    x->stats.bbm != y->stats.bbm || x->stats.tlbi != y->stats.tlbi)
+		return false;
+	for (size_t i = 0; i < x->tables.nr; i++)
+		if (memcmp(x->tables.pages[i], y->tables.pages[i], S2_PAGE_SIZE))
+			return false;
+	return true;
+}
+
+/* Every page of [first, first + n) translates alike in both maps. */
+static bool walks_equal(const struct s2_map *x, const struct s2_map *y, uint64_t first, uint64_t n)
+{
+	for (uint64_t p = first; p < first + n && p < P_SPACE / 4096; p++) {
+		struct s2_leaf a, b;
+		unsigned la, lb;
+		int ra = s2_walk(x, p << 12, &a, &la), rb = s2_walk(y, p << 12, &b, &lb);
+
+		if (ra != rb)
+			return false;
+		if (!ra && (a.oa + ((p << 12) & (s2_level_size(la) - 1)) !=
+				    b.oa + ((p << 12) & (s2_level_size(lb) - 1)) ||
+			    a.perm != b.perm))
+			return false;
+	}
+	return true;
+}
+
+/*
+ * Random maps, protects, unmaps, remaps and splits of ranges mostly inside level-3
+ * tables, applied to three maps: the table-at-a-time path, the general per-entry path
+ * (m->per_entry), and one call per page. The first two must agree on every return, table
+ * word, batch record, backend call and checker report; the per-page map on every
+ * translation; and no arm64 rule may be broken.
+ */
+static void range_ops_vs_per_entry(const struct s2_format *f, unsigned bbm_level, uint64_t seed,
+				   unsigned ops)
+{
+	struct rec_be be[3];
+	struct s2_map m[3];
+	struct s2_batch b[3];
+	const unsigned perms[] = { S2_PERM_R, S2_PERM_RW, S2_PERM_R | S2_PERM_X, S2_PERM_RWX };
+	const uint64_t space = P_SPACE / 4096;
+	uint64_t mismatches = 0, changed = 0;
+
+	rng = seed;
+	for (int k = 0; k < 3; k++) {
+		struct s2_map_config c = { .fmt = f, .ipa_bits = 40, .bbm_level = bbm_level,
+					   .be = &rec_ops, .be_ctx = &be[k] };
+
+		memset(&be[k], 0, sizeof(be[k]));
+		CU_ASSERT_EQUAL_FATAL(s2_sim_init(&be[k].sim, 2, 0, bbm_level), 0);
+		CU_ASSERT_EQUAL_FATAL(s2_map_init(&m[k], &c), 0);
+		s2_sim_attach(&be[k].sim, &m[k]);
+		s2_batch_init(&b[k]);
+	}
+	CU_ASSERT_FATAL(m[0].fast3); /* both formats keep the output address verbatim */
+	m[1].per_entry = true;
+	for (unsigned op = 0; op < ops && !mismatches; op++) {
+		uint64_t kind = rnd() % 6, first, n, pa;
+		unsigned perm = perms[rnd() % 4], flags = 0;
+		int ret[3] = { 0, 0, 0 };
+
+		if (rnd() % 3 == 0) { /* whole tables, sometimes several */
+			n = 512 * (1 + rnd() % 3);
+			first = (rnd() % (space / 512 - 3)) * 512;
+		} else { /* pieces of one or two tables */
+			n = 1 + rnd() % 700;
+			first = rnd() % (space - n);
+		}
+		pa = (1ull << 32) + ((rnd() % 4096) << 12) + (rnd() % 2 ? 0 : (first << 12));
+		if (kind == 3 && rnd() % 2)
+			flags = S2_REMAP_SAME_CONTENTS; /* may be flagged; must be flagged alike */
+		for (int k = 0; k < 2; k++) {
+			switch (kind) {
+			case 0:
+				ret[k] = s2_map_range(&m[k], first << 12, pa, n << 12, perm, S2_MT_NORMAL,
+						      &b[k]);
+				break;
+			case 1:
+				ret[k] = s2_unmap(&m[k], first << 12, n << 12, &b[k]);
+				break;
+			case 2:
+			case 5:
+				ret[k] = s2_protect(&m[k], first << 12, n << 12, perm, &b[k]);
+				break;
+			case 3:
+				ret[k] = s2_remap(&m[k], first << 12, n << 12, pa, flags, &b[k]);
+				break;
+			default:
+				ret[k] = s2_split(&m[k], first << 12, 2, &b[k]);
+				break;
+			}
+		}
+		/* the per-page reference: the same change one page per call */
+		if (kind == 0) {
+			ret[2] = s2_map_range(&m[2], first << 12, pa, n << 12, perm, S2_MT_NORMAL, &b[2]);
+		} else if (kind == 4) {
+			ret[2] = s2_split(&m[2], first << 12, 2, &b[2]);
+		} else if (ret[0] == 0) {
+			for (uint64_t p = first; p < first + n && !ret[2]; p++) {
+				if (kind == 1)
+					ret[2] = s2_unmap(&m[2], p << 12, 4096, &b[2]);
+				else if (kind == 3)
+					ret[2] = s2_remap(&m[2], p << 12, 4096, pa + ((p - first) << 12),
+							  flags, &b[2]);
+				else
+					ret[2] = s2_protect(&m[2], p << 12, 4096, perm, &b[2]);
+			}
+		}
+		changed += ret[0] == 0;
+		if (ret[0] != ret[1] || !batches_equal(&b[0], &b[1]) ||
+		    be[0].hash != be[1].hash || !tables_equal(&m[0], &m[1])) {
+			fprintf(stderr, "\n %s op %u kind %" PRIu64 " [%#" PRIx64 ", +%#" PRIx64
+					"): table-at-a-time and per-entry differ (ret %d / %d)\n",
+				f->name, op, kind, first << 12, n << 12, ret[0], ret[1]);
+			mismatches++;
+		}
+		if ((ret[0] == 0 && kind != 4 && ret[2] != 0) ||
+		    !walks_equal(&m[0], &m[2], first > 0 ? first - 1 : 0, n + 2)) {
+			fprintf(stderr, "\n %s op %u kind %" PRIu64 " [%#" PRIx64 ", +%#" PRIx64
+					"): range and per-page calls differ (ret %d / %d)\n",
+				f->name, op, kind, first << 12, n << 12, ret[0], ret[2]);
+			mismatches++;
+		}
+		for (int a = 0; a < 4; a++) { /* agents fill their TLBs through both maps */
+			uint64_t p = rnd() % space;
+			bool w = rnd() % 2;
+
+			for (int k = 0; k < 3; k++)
+				(void)s2_sim_access(&be[k].sim, (unsigned)a % 2, p << 12, w);
+		}
+		if (rnd() % 3 == 0)
+			for (int k = 0; k < 3; k++)
+				s2_batch_commit(&m[k], &b[k]);
+	}
+	for (int k = 0; k < 3; k++)
+		s2_batch_commit(&m[k], &b[k]);
+	CU_ASSERT(walks_equal(&m[0], &m[2], 0, space));
+	CU_ASSERT(tables_equal(&m[0], &m[1]));
+	CU_ASSERT_EQUAL(mismatches, 0);
+	CU_ASSERT(changed > ops / 3);
+	CU_ASSERT_EQUAL(be[0].writes, be[1].writes);
+	CU_ASSERT_EQUAL(be[0].tlbis, be[1].tlbis);
+	for (int r = 0; r < SIM_NR_RULES; r++)
+		CU_ASSERT_EQUAL(be[0].sim.violations[r], be[1].sim.violations[r]);
+	printf(" [%s bbm%u: %u ops, %" PRIu64 " applied, %" PRIu64 " entry writes] ", f->name,
+	       bbm_level, ops, changed, be[0].writes);
+	for (int k = 0; k < 3; k++) {
+		s2_batch_free(&b[k]);
+		s2_map_destroy(&m[k]);
+		s2_sim_destroy(&be[k].sim);
+	}
+}
+
+static void test_range_ops_ept(void)
+{
+	range_ops_vs_per_entry(&s2_format_ept, 0, seed() ^ 0x77, 20000);
+}
+
+static void test_range_ops_arm64(void)
+{
+	range_ops_vs_per_entry(&s2_format_arm64, 0, seed() ^ 0x99, 20000);
+	range_ops_vs_per_entry(&s2_format_arm64, 2, seed() ^ 0x9a, 10000);
+}
+
+/* s2_walk_span() reads a run of contiguous leaves a table at a time: it stops exactly
+ * where the output address, the permission or the mapping changes. */
+static void test_walk_span_runs(void)
+{
+	for (unsigned f = 0; f < 2; f++) {
+		struct s2_map m;
+		struct s2_batch b;
+		struct s2_leaf l;
+		hpa_t oa;
+		uint64_t span;
+
+		init_map(&m, fmts[f], 0);
+		s2_batch_init(&b);
+		/* 8 MiB of 4 KiB leaves (unaligned output), contiguous across 4 tables */
+		CU_ASSERT_EQUAL(s2_map_range(&m, 0, 0x1000, 4 * MIB2, S2_PERM_RW, 0, &b), 0);
+		CU_ASSERT_EQUAL(s2_map_range(&m, 4 * MIB2, 0x1000 + 4 * MIB2, 4096, S2_PERM_RW, 0, &b), 0);
+		CU_ASSERT_EQUAL(s2_walk_span(&m, 4096, 8 * MIB2, &l, &oa, &span), 0);
+		CU_ASSERT_EQUAL(oa, 0x2000);
+		CU_ASSERT_EQUAL(span, 4 * MIB2 + 4096 - 4096);
+		CU_ASSERT_EQUAL(s2_walk_span(&m, 4096, 3 * MIB2, &l, &oa, &span), 0);
+		CU_ASSERT_EQUAL(span, 3 * MIB2 - 4096); /* capped at end */
+		/* a permission change splits the run */
+		CU_ASSERT_EQUAL(s2_protect(&m, MIB2 + 8192, 4096, S2_PERM_R, &b), 0);
+		CU_ASSERT_EQUAL(s2_walk_span(&m, 0, 8 * MIB2, &l, &oa, &span), 0);
+		CU_ASSERT_EQUAL(span, MIB2 + 8192);
+		CU_ASSERT_EQUAL(s2_walk_span(&m, MIB2 + 8192, 8 * MIB2, &l, &oa, &span), 0);
+		CU_ASSERT_EQUAL(span, 4096);
+		CU_ASSERT_EQUAL(l.perm, S2_PERM_R);
+		/* an output-address jump splits it */
+		CU_ASSERT_EQUAL(s2_remap(&m, 2 * MIB2, 4096, 0x40000000, 0, &b), 0);
+		CU_ASSERT_EQUAL(s2_walk_span(&m, MIB2 + 12288, 8 * MIB2, &l, &oa, &span), 0);
+		CU_ASSERT_EQUAL(span, MIB2 - 12288);
+		/* a hole: one page */
+		CU_ASSERT_EQUAL(s2_walk_span(&m, 16 * MIB2, 17 * MIB2, &l, &oa, &span), -ENOENT);
+		CU_ASSERT_EQUAL(span, 4096);
+		s2_batch_commit(&m, &b);
+		s2_batch_free(&b);
+		s2_map_destroy(&m);
+	}
+}
+
 static CU_TestInfo tests[] = {
 	{ "format encode/decode", test_format_roundtrip },
 	{ "largest blocks that fit", test_largest_blocks },
@@ -416,6 +686,9 @@ static CU_TestInfo tests[] = {
 	{ "100k random ops, EPT", test_random_ept },
 	{ "100k random ops, arm64 FEAT_BBM 0", test_random_arm64_bbm0 },
 	{ "50k random ops, arm64 FEAT_BBM 2", test_random_arm64_bbm2 },
+	{ "range ops vs per-entry and per-page, EPT", test_range_ops_ept },
+	{ "range ops vs per-entry and per-page, arm64 BBM 0 and 2", test_range_ops_arm64 },
+	{ "walk_span: runs of contiguous leaves", test_walk_span_runs },
 	CU_TEST_INFO_NULL,
 };
 

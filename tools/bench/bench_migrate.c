@@ -3,15 +3,21 @@
  * bench-migrate [--mib N] [--repeat N] [--json]
  *
  * The migration engine on the kvm backend's alias (no vCPU needed), in one run:
- *   memcpy       single-thread memcpy between two warm buffers: the limit
- *   2m_runs      N MiB mapped with 2 MiB blocks, one request
- *   4k_contig    N MiB of 4 KiB pages, requested page by page in GPA order
- *   4k_scattered every other 4 KiB page of N MiB (at most 128 MiB: each moved page is
- *                its own alias mapping, and vm.max_map_count bounds those)
- *   per_page     naive baseline on 4 KiB pages: protect, copy, remap one page at a time
+ *   memcpy                  single-thread memcpy between two warm buffers: the baseline
+ *   2m_runs                 N MiB mapped with 2 MiB blocks, one request, 1 copy thread
+ *   2m_runs_threads         the same, copy threads as many as the CPUs allowed (auto)
+ *   4k_contig               N MiB of 4 KiB pages, requested page by page in GPA order
+ *   4k_scattered_1in8       one 4 KiB page in 8 (over at most 256 MiB), cost model on:
+ *                           2 MiB windows may move whole
+ *   4k_scattered_1in8_exact the same with exact placement (only requested pages move)
+ *   per_page                naive baseline on 4 KiB pages: protect, copy, remap one page
+ *                           at a time (1/8 of the memory)
  * Each case migrates node 0 -> 1 -> 0 first (so destination frames are warm, as a
- * node's free pages are: freed frames are kept, as with --keep-warm), then times 0 -> 1. Reports GiB/s, ratio to memcpy, speedup
- * over the per-page baseline and alias calls per page.
+ * node's free pages are: freed frames are kept, as with --keep-warm), then times 0 -> 1.
+ * Reports GiB/s of requested pages (and of all pages moved), ratio to memcpy, speedup
+ * over the per-page baseline, alias calls per page, copy threads, and the time of each
+ * engine phase (protect, copy, remap, wait, free) of the timed run; --json adds them
+ * as phases_ns per case.
  */
 #include <getopt.h>
 #include <inttypes.h>
@@ -21,6 +27,7 @@
 #include <sys/mman.h>
 #include <time.h>
 
+#include "mm/copy_pool.h"
 #include "mm/migrate.h"
 #include "s2vm/clock.h"
 
@@ -47,21 +54,38 @@ static double memcpy_gibps(uint64_t bytes, int repeat)
 	return (double)bytes / (double)best * 1e9 / (1 << 30);
 }
 
-enum kind { K_2M, K_4K_CONTIG, K_4K_SCATTERED, K_PER_PAGE, K_NR };
-static const char *const names[K_NR] = { "2m_runs", "4k_contig", "4k_scattered", "per_page" };
+enum kind { K_2M, K_2M_THREADS, K_2M_HUGE, K_4K_CONTIG, K_4K_1IN8, K_4K_1IN8_EXACT,
+	    K_PER_PAGE, K_NR };
+static const char *const names[K_NR] = { "2m_runs", "2m_runs_threads", "2m_huge_pools",
+					  "4k_contig", "4k_scattered_1in8",
+					  "4k_scattered_1in8_exact", "per_page" };
+#define HUGE_MIB_MAX 64 /* the huge-pool row moves at most this (its pages must be free) */
 
 struct res {
-	double gibps;
+	double gibps; /* requested bytes moved per second */
+	double moved_gibps; /* all bytes moved (with the cost model's extra pages) */
 	double calls_per_page;
-	uint64_t pages;
+	uint64_t pages; /* requested pages moved */
+	uint64_t moved; /* pages moved in all */
+	uint64_t windows; /* 2 MiB windows the cost model moved whole */
+	unsigned threads; /* copiers the engine had for large batches */
+	uint64_t phases_ns[MIG_PHASE_NR]; /* the timed migration, per phase */
 };
 
-static int setup(struct mm *mm, uint64_t bytes, bool split)
+static unsigned case_threads(enum kind k)
+{
+	return k == K_2M || k == K_2M_HUGE || k == K_PER_PAGE ? 1 : 0; /* 0: auto */
+}
+
+static int setup(struct mm *mm, uint64_t bytes, bool split, enum kind k)
 {
 	/* freed frames kept warm (--keep-warm): the engine against memcpy, not the kernel's
 	 * page allocation, which a punched destination pays on first touch */
 	struct mm_config c = { .mem_size = bytes, .nr_nodes = 2, .mig.keep_freed = true };
 
+	c.mig.copy_threads = case_threads(k);
+	c.mig.exact = k == K_4K_1IN8_EXACT;
+	c.hugepages = k == K_2M_HUGE; /* hugetlbfs pools of 2 MiB pages */
 	c.nodes[0] = (struct mm_guest_node){ .id = 0, .size = bytes - (2 << 20), .host = 0 };
 	c.nodes[1] = (struct mm_guest_node){ .id = 1, .size = 2 << 20, .host = 1 }; /* makes pool 1 */
 	if (mm_create(mm, &c)) {
@@ -78,21 +102,21 @@ static int setup(struct mm *mm, uint64_t bytes, bool split)
 	return 0;
 }
 
-/* Every other page of at most this much: each moved page is its own mapping in the
- * alias, and the engine keeps the process under 3/4 of vm.max_map_count (65530). */
-#define SCATTERED_MAX (128ull << 20)
+/* Scattered pages over at most this much: each page moved alone is its own mapping in
+ * the alias, and the engine keeps the process under 3/4 of vm.max_map_count (65530). */
+#define SCATTERED_MAX (256ull << 20)
 
-/* Requests for @k over [0, bytes): one range, or one per page (every page / every other;
- * scattered pages over at most SCATTERED_MAX). */
+/* Requests for @k over [0, bytes): one range, or one per page (every page, or one in
+ * 8 over at most SCATTERED_MAX). */
 static struct mig_range *requests(enum kind k, uint64_t bytes, size_t *n)
 {
-	uint64_t pages = bytes / 4096, step = k == K_4K_SCATTERED ? 2 : 1;
-
-	if (k == K_4K_SCATTERED && bytes > SCATTERED_MAX)
-		pages = SCATTERED_MAX / 4096;
+	bool scattered = k == K_4K_1IN8 || k == K_4K_1IN8_EXACT;
+	uint64_t pages = bytes / 4096, step = scattered ? 8 : 1;
 	struct mig_range *r;
 
-	if (k == K_2M) {
+	if (scattered && bytes > SCATTERED_MAX)
+		pages = SCATTERED_MAX / 4096;
+	if (k == K_2M || k == K_2M_THREADS || k == K_2M_HUGE) {
 		r = malloc(sizeof(*r));
 		r[0] = (struct mig_range){ 0, bytes };
 		*n = 1;
@@ -106,11 +130,11 @@ static struct mig_range *requests(enum kind k, uint64_t bytes, size_t *n)
 }
 
 static int migrate(struct mm *mm, enum kind k, struct mig_range *r, size_t n, unsigned node,
-		   uint64_t *pages)
+		   uint64_t *pages, uint64_t *promoted)
 {
 	struct mig_result res;
 
-	*pages = 0;
+	*pages = *promoted = 0;
 	if (k == K_PER_PAGE) { /* one batch per page */
 		for (size_t i = 0; i < n; i++) {
 			if (mm_migrate(mm, &r[i], 1, node, &res))
@@ -122,6 +146,7 @@ static int migrate(struct mm *mm, enum kind k, struct mig_range *r, size_t n, un
 	if (mm_migrate(mm, r, n, node, &res))
 		return -1;
 	*pages = res.pages;
+	*promoted = res.promoted;
 	return 0;
 }
 
@@ -130,39 +155,51 @@ static int run_case(enum kind k, uint64_t bytes, int repeat, struct res *out)
 	struct mm mm;
 	size_t n;
 	struct mig_range *r;
-	uint64_t best = UINT64_MAX, pages = 0, calls = 0;
+	uint64_t best = UINT64_MAX, pages = 0, calls = 0, moved = 0, windows = 0;
+	uint64_t ph[MIG_PHASE_NR] = { 0 };
 
-	if (setup(&mm, bytes + (2 << 20), k != K_2M)) {
+	if (setup(&mm, bytes + (2 << 20), k != K_2M && k != K_2M_THREADS && k != K_2M_HUGE, k)) {
 		mm_destroy(&mm);
 		return -1;
 	}
 	r = requests(k, bytes, &n);
 	for (int i = 0; i < repeat; i++) {
-		uint64_t t0, c0, p;
+		uint64_t t0, c0, p, pr, w0, ph0[MIG_PHASE_NR];
 
-		if (migrate(&mm, k, r, n, 1, &p) || migrate(&mm, k, r, n, 0, &p))
+		if (migrate(&mm, k, r, n, 1, &p, &pr) || migrate(&mm, k, r, n, 0, &p, &pr))
 			goto fail;
 		c0 = mm.mig.alias_mprotect + mm.mig.alias_mmap;
+		w0 = mm.mig.windows_promoted;
+		memcpy(ph0, mm.mig.phase_ns, sizeof(ph0));
 		t0 = s2_now_ns();
-		if (migrate(&mm, k, r, n, 1, &p))
+		if (migrate(&mm, k, r, n, 1, &p, &pr))
 			goto fail;
 		t0 = s2_now_ns() - t0;
 		if (t0 < best) {
 			best = t0;
-			pages = p;
+			pages = p; /* requested */
+			moved = p + pr;
+			windows = mm.mig.windows_promoted - w0;
 			calls = mm.mig.alias_mprotect + mm.mig.alias_mmap - c0;
+			for (unsigned j = 0; j < MIG_PHASE_NR; j++)
+				ph[j] = mm.mig.phase_ns[j] - ph0[j];
 		}
-		if (migrate(&mm, k, r, n, 0, &p))
+		if (migrate(&mm, k, r, n, 0, &p, &pr))
 			goto fail;
 	}
 	out->pages = pages;
+	out->moved = moved;
+	out->windows = windows;
+	out->threads = mm.copy_pool ? copy_pool_threads(mm.copy_pool) : 1;
+	memcpy(out->phases_ns, ph, sizeof(ph));
 	out->gibps = (double)(pages * 4096) / (double)best * 1e9 / (1 << 30);
+	out->moved_gibps = (double)(moved * 4096) / (double)best * 1e9 / (1 << 30);
 	out->calls_per_page = pages ? (double)calls / (double)pages : 0;
 	free(r);
 	mm_destroy(&mm);
 	return 0;
 fail:
-	fprintf(stderr, "bench-migrate: %s failed\n", names[k]);
+	fprintf(stderr, "bench-migrate: %s failed: %s\n", names[k], mm.err);
 	free(r);
 	mm_destroy(&mm);
 	return -1;
@@ -178,6 +215,8 @@ int main(int argc, char **argv)
 	uint64_t mib = 256;
 	int repeat = 3, json = 0, c;
 	struct res res[K_NR];
+	uint64_t huge_mib, huge_need, huge_free;
+	char nr_file[128];
 	double mc;
 
 	while ((c = getopt_long(argc, argv, "m:r:jh", opts, NULL)) != -1) {
@@ -197,30 +236,64 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	mc = memcpy_gibps(mib << 20, repeat + 1);
+	huge_mib = mib < HUGE_MIB_MAX ? mib : HUGE_MIB_MAX;
+	/* both pools hold the guest once (freed frames are kept warm), plus node 1's 2 MiB */
+	huge_need = huge_mib + 2;
+	huge_free = pool_huge_free(pool_local_node(), nr_file, sizeof(nr_file));
 	for (int k = 0; k < K_NR; k++) {
 		/* the per-page baseline is slow: run it on 1/8 of the memory */
 		uint64_t bytes = k == K_PER_PAGE ? (mib << 20) / 8 : mib << 20;
 
+		memset(&res[k], 0, sizeof(res[k]));
+		if (k == K_2M_HUGE) {
+			if (huge_free < huge_need) {
+				fprintf(stderr, "bench-migrate: %s skipped: needs %" PRIu64 " free 2 MiB "
+					"huge pages, %" PRIu64 " free (as root: echo %" PRIu64 " > %s)\n",
+					names[k], huge_need, huge_free, huge_need + 16, nr_file);
+				continue;
+			}
+			bytes = huge_mib << 20;
+		}
 		if (run_case((enum kind)k, bytes, repeat, &res[k]))
 			return 1;
 	}
 	if (json) {
-		printf("{\"mib\":%" PRIu64 ",\"memcpy_gibps\":%.3f,\"cases\":[", mib, mc);
-		for (int k = 0; k < K_NR; k++)
+		printf("{\"mib\":%" PRIu64 ",\"memcpy_gibps\":%.3f,\"cpus\":%u,\"cases\":[",
+		       mib, mc, copy_pool_cpus());
+		for (int k = 0; k < K_NR; k++) {
 			printf("%s{\"name\":\"%s\",\"pages\":%" PRIu64 ",\"gibps\":%.3f,"
 			       "\"ratio_to_memcpy\":%.3f,\"speedup_vs_per_page\":%.2f,"
-			       "\"alias_calls_per_page\":%.5f}",
+			       "\"alias_calls_per_page\":%.5f,\"copy_threads\":%u,"
+			       "\"moved_pages\":%" PRIu64 ",\"moved_gibps\":%.3f,"
+			       "\"windows_promoted\":%" PRIu64 ",\"skipped\":%s,\"phases_ns\":{",
 			       k ? "," : "", names[k], res[k].pages, res[k].gibps, res[k].gibps / mc,
-			       res[k].gibps / res[K_PER_PAGE].gibps, res[k].calls_per_page);
+			       res[k].gibps / res[K_PER_PAGE].gibps, res[k].calls_per_page,
+			       res[k].threads, res[k].moved, res[k].moved_gibps, res[k].windows,
+			       res[k].pages ? "false" : "true");
+			for (unsigned j = 0; j < MIG_PHASE_NR; j++)
+				printf("%s\"%s\":%" PRIu64, j ? "," : "", mig_phase_names[j],
+				       res[k].phases_ns[j]);
+			printf("}}");
+		}
 		printf("]}\n");
 		return 0;
 	}
-	printf("migration engine benchmark: %" PRIu64 " MiB, best of %d (memcpy %.2f GiB/s)\n", mib,
-	       repeat, mc);
-	printf("%-13s %10s %9s %12s %12s\n", "case", "GiB/s", "/memcpy", "x per-page", "calls/page");
-	for (int k = 0; k < K_NR; k++)
-		printf("%-13s %10.3f %9.3f %12.1f %12.5f\n", names[k], res[k].gibps,
-		       res[k].gibps / mc, res[k].gibps / res[K_PER_PAGE].gibps,
-		       res[k].calls_per_page);
+	printf("migration engine benchmark: %" PRIu64 " MiB, best of %d (memcpy %.2f GiB/s, "
+	       "single thread, warm; %u CPUs allowed)\n",
+	       mib, repeat, mc, copy_pool_cpus());
+	printf("%-24s %4s %8s %8s %10s %10s %9s   %s\n", "case", "thr", "GiB/s", "/memcpy",
+	       "x per-page", "calls/page", "moved/s", "phases ms (protect copy remap wait free)");
+	for (int k = 0; k < K_NR; k++) {
+		if (!res[k].pages) {
+			printf("%-24s skipped (no free huge pages: see above)\n", names[k]);
+			continue;
+		}
+		printf("%-24s %4u %8.3f %8.3f %10.1f %10.5f %9.3f  ", names[k], res[k].threads,
+		       res[k].gibps, res[k].gibps / mc, res[k].gibps / res[K_PER_PAGE].gibps,
+		       res[k].calls_per_page, res[k].moved_gibps);
+		for (unsigned j = 0; j < MIG_PHASE_NR; j++)
+			printf(" %6.2f", (double)res[k].phases_ns[j] / 1e6);
+		printf("\n");
+	}
 	return 0;
 }
