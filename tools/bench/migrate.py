@@ -8,8 +8,10 @@ and in exact mode; a naive per-page baseline; alias calls per page; per-phase ti
 ring-3 guest workload (churnload.elf: random read-modify-write over its memory) with and
 without --churn moving 10% of guest memory per second, under every accelerator this
 machine has (kvm only when /dev/kvm opens O_RDWR; proc always) or those named by --accel.
-Guest runs are interleaved in pairs, base then churn, for each accelerator in turn
-(base, churn, base, churn, ...), so drift hits both configurations alike. For each
+Guest runs go through the lab (tools/lab/lab.py, the same machinery as `tools/dev lab`):
+interleaved in pairs, base then churn, for each accelerator in turn (base, churn, base,
+churn, ...), so drift hits both configurations alike; each accelerator's lab run
+directory (raw JSON, CSVs, plots, report.md) is printed at the end. For each
 accelerator: median, min-max and interquartile range (IQR) of ops/s with and without
 churn, the ratio of the medians, the p99 latency ratio, and the spread of the per-pair
 ratios (churn_i / base_i); a ratio whose pairs stray more than +-5% from it is flagged
@@ -27,22 +29,72 @@ import sys
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 import subprocess
+import time
 
 import s2bench
-from s2bench import BUILD, now_ns, s2vm_run, summary
+from s2bench import BUILD, now_ns, summary
 
 TARGET_RATIO = 0.8
-ENGINE_TARGETS = {"2m_runs": 0.95, "2m_runs_threads": 1.6, "4k_contig": 0.8,
-                  "4k_scattered_1in8": 0.25}  # ratio to memcpy, issue 13
+ENGINE_TARGETS = {"2m_runs": 0.95, "2m_runs_threads": 1.6, "2m_huge_pools": 0.95,
+                  "4k_contig": 0.8, "4k_scattered_1in8": 0.25}  # ratio to memcpy, issue 13
 NOISE = 0.05  # flag a ratio whose per-pair ratios stray further than this from it
 
 
-def guest_run(accel, mem_mib, seconds, churn):
-    extra = ["--churn", churn] if churn else []
-    _, rep, stats = s2vm_run(os.path.join(BUILD, "vmm", "s2vm"),
-                             os.path.join(BUILD, "guestos", "churnload.elf"), accel,
-                             f"{mem_mib}M", [f"seconds={seconds}"], extra)
-    return rep, stats
+LAB = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lab",
+                   "lab.py")
+EXPERIMENT = """# written by tools/bench/migrate.py (tools/dev bench migrate)
+name = "bench-migrate"
+title = "tools/dev bench migrate: churnload with and without 10%/s churn"
+description = "The benchmark's guest part, run by the lab: baseline and 10%/s churn interleaved."
+workload = "churnload"
+args = ["seconds={secs}"]
+metric = "churnload_ops_per_s"
+also = ["churnload_p99_ns", "vmm.mig_ns_per_page"]
+[vm]
+mem = "{mem}M"
+nodes = 2
+[run]
+repeats = {reps}
+warmup = 0
+[baseline]
+label = "no churn"
+[fixed]
+churn_size = "2M"
+[sweep]
+churn_pct = [10]
+"""
+
+
+def guest_lab(accel, mem_mib, seconds, reps):
+    """The guest part through the lab (tools/lab/lab.py): churnload without and with 10%/s
+    churn, interleaved by round, under @accel. Returns {"base": [...], "churn": [...],
+    "moved": [...]} (guest scalars per run, migrated bytes per churn run) and the lab's
+    run directory (raw.json, CSVs, plots, report.md)."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    out = os.path.join(BUILD, "lab", f"bench-migrate-{accel}-{stamp}")
+    os.makedirs(out, exist_ok=True)
+    exp = os.path.join(out, "experiment.toml")
+    with open(exp, "w") as f:
+        f.write(EXPERIMENT.format(secs=seconds, mem=mem_mib, reps=reps))
+    p = subprocess.run([sys.executable, LAB, exp, "--out", out, "--accel", accel, "--build",
+                        BUILD], capture_output=True, text=True)
+    with open(os.path.join(out, "raw.json")) as f:
+        raw = json.load(f)
+    runs = {"base": [], "churn": [], "moved": []}
+    failed = [r for r in raw["runs"] if not r["ok"]]
+    if failed or p.returncode:
+        raise SystemExit(f"bench migrate: {len(failed)} lab run(s) failed under {accel} "
+                         f"(see {out}): {failed[0].get('error') if failed else p.stderr[-300:]}")
+    for r in sorted(raw["runs"], key=lambda r: r["index"]):
+        if r["warmup"]:
+            continue
+        sc = r["guest"]["scalars"]
+        if r["arm"] == "no churn":
+            runs["base"].append(sc)
+        else:
+            runs["churn"].append(sc)
+            runs["moved"].append(r["vmm_stats"]["migration"]["bytes"])
+    return runs, out
 
 
 def guest_arm(accel, base, churned, moved, mem, secs, churn):
@@ -102,17 +154,13 @@ def main():
                          capture_output=True, text=True, check=True)
     res = json.loads(eng.stdout)
 
-    # 10% of guest memory per second, in 2 MiB chunks
+    # 10% of guest memory per second, in 2 MiB chunks (the lab's churn_pct = 10)
     period_ms = max(1, int(2 * 1000 / (0.10 * mem)))
     churn = f"{period_ms},2M"
-    runs = {x: {"base": [], "churn": [], "moved": []} for x in arms}
-    for _ in range(guest_reps):
-        for x in arms:
-            b, _ = guest_run(x, mem, secs, None)
-            c, st = guest_run(x, mem, secs, churn)
-            runs[x]["base"].append(b)
-            runs[x]["churn"].append(c)
-            runs[x]["moved"].append(st["migration"]["bytes"])
+    runs, lab_dirs = {}, {}
+    for x in arms:  # each accelerator's pairs interleaved by the lab
+        runs[x], lab_dirs[x] = guest_lab(x, mem, secs, guest_reps)
+    res["lab_dirs"] = lab_dirs
     res["accels"], res["accels_absent"] = arms, absent
     res["guest"] = [guest_arm(x, runs[x]["base"], runs[x]["churn"], runs[x]["moved"], mem,
                               secs, churn) for x in arms]
@@ -162,6 +210,8 @@ def main():
                      f"{' > 5%: NOISY' if g['throughput_ratio_noisy'] else ''})")
         print(f"{g['accel']:5} {g['throughput_ratio']:16.2f} {'>= 0.8':>8} {met:6}  {noise:>24}"
               f" {g['p99_latency_ratio']:9.2f}")
+    for x, d in res["lab_dirs"].items():
+        print(f"  {x}: the lab's run directory (raw JSON, plots, report.md): {d}")
     print(f"(whole benchmark: {res['bench_wall_s']:.1f} s)")
 
 
