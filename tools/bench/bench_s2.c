@@ -96,14 +96,10 @@ static int run_one(const struct s2_format *f, uint64_t gran, uint64_t range, str
 	return e;
 }
 
-/* 2 MiB ranges of 4 KiB leaves, one call per range. */
-struct range_result {
-	const char *fmt;
-	double map_ns, protect_ns, unmap_ns, flat_ns; /* per page */
-};
-
+/* 2 MiB ranges of 4 KiB leaves, one call per range: @r's times are per page (its gran
+ * and table_bytes_per_gib are not used). */
 static int run_ranges(const struct s2_format *f, uint64_t range, bool per_entry,
-		      struct range_result *r)
+		      struct result *r)
 {
 	struct s2_map_config c = { .fmt = f, .ipa_bits = 40 };
 	const uint64_t mib2 = 2ull << 20, pages = range / 4096;
@@ -152,20 +148,6 @@ static int run_ranges(const struct s2_format *f, uint64_t range, bool per_entry,
 	return e;
 }
 
-static void keep_best_range(struct range_result *best, const struct range_result *r, int first)
-{
-	if (first) {
-		*best = *r;
-		return;
-	}
-#define MINF(x) best->x = r->x < best->x ? r->x : best->x
-	MINF(map_ns);
-	MINF(protect_ns);
-	MINF(unmap_ns);
-	MINF(flat_ns);
-#undef MINF
-}
-
 static void keep_best(struct result *best, const struct result *r, int first)
 {
 	if (first) {
@@ -191,7 +173,7 @@ int main(int argc, char **argv)
 	const struct s2_format *fmts[] = { &s2_format_ept, &s2_format_arm64 };
 	const uint64_t grans[] = { 4096, 2ull << 20 };
 	struct result res[4];
-	struct range_result rres[2];
+	struct result rres[2];
 	int repeat = 3, json = 0, per_entry = 0, c;
 	uint64_t gib = 4;
 
@@ -233,13 +215,13 @@ int main(int argc, char **argv)
 	}
 	for (int f = 0; f < 2; f++) {
 		for (int i = 0; i < repeat; i++) {
-			struct range_result r;
+			struct result r = { 0 };
 
 			if (run_ranges(fmts[f], gib << 30, per_entry, &r)) {
 				fprintf(stderr, "bench-s2: %s range run failed\n", fmts[f]->name);
 				return 1;
 			}
-			keep_best_range(&rres[f], &r, i == 0);
+			keep_best(&rres[f], &r, i == 0);
 		}
 	}
 	if (json) {
