@@ -15,26 +15,12 @@ static void *churn_thread(void *arg)
 
 	clock_gettime(CLOCK_REALTIME, &next);
 	for (;;) {
-		struct timespec now;
 		struct mig_range r;
 		struct mig_result res;
 		int node, target = 0;
 
-		/* one period after the previous round, or after now if that round ran
-		 * late: a slow migration must not make the next ones run back to back */
-		clock_gettime(CLOCK_REALTIME, &now);
-		if (now.tv_sec > next.tv_sec ||
-		    (now.tv_sec == next.tv_sec && now.tv_nsec > next.tv_nsec))
-			next = now;
-		next.tv_nsec += (long)(c->ms % 1000) * 1000000L;
-		next.tv_sec += c->ms / 1000 + next.tv_nsec / 1000000000L;
-		next.tv_nsec %= 1000000000L;
-		pthread_mutex_lock(&vm->stop_lock);
-		while (!atomic_load(&vm->stopping) &&
-		       pthread_cond_timedwait(&vm->stop_cond, &vm->stop_lock, &next) != ETIMEDOUT)
-			;
-		pthread_mutex_unlock(&vm->stop_lock);
-		if (atomic_load(&vm->stopping))
+		/* one period after the previous round, or after now if that round ran late */
+		if (vm_sleep_period(vm, &next, c->ms))
 			break;
 
 		r.gpa = c->cursor;

@@ -85,19 +85,10 @@ static void *watch_thread(void *arg)
 	struct vm *vm = w->vm;
 
 	for (;;) {
-		struct timespec next;
+		struct timespec next = { 0 }; /* past: one period from now */
 		uint64_t mask;
 
-		clock_gettime(CLOCK_REALTIME, &next);
-		next.tv_nsec += (long)(w->period_ms % 1000) * 1000000L;
-		next.tv_sec += w->period_ms / 1000 + next.tv_nsec / 1000000000L;
-		next.tv_nsec %= 1000000000L;
-		pthread_mutex_lock(&vm->stop_lock);
-		while (!atomic_load(&vm->stopping) &&
-		       pthread_cond_timedwait(&vm->stop_cond, &vm->stop_lock, &next) != ETIMEDOUT)
-			;
-		pthread_mutex_unlock(&vm->stop_lock);
-		if (atomic_load(&vm->stopping))
+		if (vm_sleep_period(vm, &next, w->period_ms))
 			break;
 		if (mems_allowed_from(w->path, &mask) || !mask || mask == w->mask)
 			continue;

@@ -310,6 +310,25 @@ void vm_stop(struct vm *vm, enum vm_stop_reason reason, int code)
 	}
 }
 
+bool vm_sleep_period(struct vm *vm, struct timespec *next, unsigned ms)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_REALTIME, &now);
+	if (now.tv_sec > next->tv_sec ||
+	    (now.tv_sec == next->tv_sec && now.tv_nsec > next->tv_nsec))
+		*next = now;
+	next->tv_nsec += (long)(ms % 1000) * 1000000L;
+	next->tv_sec += ms / 1000 + next->tv_nsec / 1000000000L;
+	next->tv_nsec %= 1000000000L;
+	pthread_mutex_lock(&vm->stop_lock);
+	while (!atomic_load(&vm->stopping) &&
+	       pthread_cond_timedwait(&vm->stop_cond, &vm->stop_lock, next) != ETIMEDOUT)
+		;
+	pthread_mutex_unlock(&vm->stop_lock);
+	return atomic_load(&vm->stopping);
+}
+
 int vm_console_pty(struct vm *vm, struct s2_err *e)
 {
 	struct termios t;

@@ -9,6 +9,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "mm/mm.h"
 #include "vmm/accel.h"
@@ -182,6 +183,14 @@ void vm_vcpu_exited(struct vcpu *v);
 
 /* Stop the VM with @reason and @code; the first caller wins. Safe from any thread. */
 void vm_stop(struct vm *vm, enum vm_stop_reason reason, int code);
+
+/*
+ * For periodic VMM threads (churn, the Mems_allowed watcher): advance *@next by @ms
+ * (CLOCK_REALTIME; from now if *@next is already past, so a late round does not make
+ * the next ones run back to back) and sleep until then or until @vm stops. Returns true
+ * if it stopped.
+ */
+bool vm_sleep_period(struct vm *vm, struct timespec *next, unsigned ms);
 
 /* Release everything vm_create() made. Safe on a partially created or zeroed VM. */
 void vm_destroy(struct vm *vm);
