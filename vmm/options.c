@@ -1128,19 +1128,13 @@ static int run_opts_parse_all(int argc, char **argv, struct run_opts *o, struct 
 						  "4K to 1G (e.g. 2M)%s", optarg, sign_note(optarg));
 			o->batch_bytes = v;
 			break;
-		case 't': {
-			char *endp;
-			unsigned long n;
-
-			errno = 0;
-			n = strtoul(optarg, &endp, 10);
-			if (errno || endp == optarg || *endp || optarg[0] == '-' || n > 64)
+		case 't':
+			if (dec_parse(optarg, &end, &v) || *end || v > 64)
 				return s2_err_set(e, -EINVAL,
 						  "--migrate-copy-threads %s: expected 0 (one per "
-						  "CPU) to 64", optarg);
-			o->copy_threads = (unsigned)n;
+						  "CPU) to 64%s", optarg, sign_note(optarg));
+			o->copy_threads = (unsigned)v;
 			break;
-		}
 		case 'x':
 			o->migrate_exact = true;
 			break;
@@ -1156,24 +1150,17 @@ static int run_opts_parse_all(int argc, char **argv, struct run_opts *o, struct 
 				return s2_err_set(e, -EINVAL,
 						  "--defer-invalidation=%s: expected on or off", optarg);
 			break;
-		case 'T': {
-			char *endp;
-			unsigned long long n;
-
+		case 'T':
 			if (!optarg) {
 				o->timeline_cap = RUN_TIMELINE_DEFAULT;
 				break;
 			}
-			errno = 0;
-			n = strtoull(optarg, &endp, 10);
-			if (errno || endp == optarg || *endp || optarg[0] == '-' || !n ||
-			    n > RUN_TIMELINE_MAX)
+			if (dec_parse(optarg, &end, &v) || *end || !v || v > RUN_TIMELINE_MAX)
 				return s2_err_set(e, -EINVAL,
 						  "--timeline=%s: expected a number of events from 1 "
-						  "to %u", optarg, RUN_TIMELINE_MAX);
-			o->timeline_cap = (uint32_t)n;
+						  "to %u%s", optarg, RUN_TIMELINE_MAX, sign_note(optarg));
+			o->timeline_cap = (uint32_t)v;
 			break;
-		}
 		case 'L':
 			if (o->lab_out)
 				return s2_err_set(e, -EINVAL, "--lab-out: given more than once");
