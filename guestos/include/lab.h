@@ -42,6 +42,11 @@ struct lab {
  * the TSC over about 20 ms. Returns 0, or -1 (after printing why) for a bad lab= value. */
 int lab_start(struct lab *l, const char *workload, int argc, char **argv);
 
+/* The sample=N argument (time every N-th operation alone): a power of two from 1 to
+ * @max, or *@sample unchanged when absent. Returns 0, or -1 after saying why. */
+int lab_arg_sample(const char *workload, int argc, char **argv, uint64_t max,
+		   uint64_t *sample);
+
 /* A (TSC, host ns) pair: rdtsc on both sides of an S2_HC_CLOCK_NS call, TSC midpoint;
  * the tightest bracket of 5 tries. */
 void lab_cal_point(uint64_t *tsc, uint64_t *ns);

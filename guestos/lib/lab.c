@@ -71,6 +71,23 @@ int lab_start(struct lab *l, const char *workload, int argc, char **argv)
 	return 0;
 }
 
+int lab_arg_sample(const char *workload, int argc, char **argv, uint64_t max,
+		   uint64_t *sample)
+{
+	const char *a = g_arg(argc, argv, "sample");
+	uint64_t v;
+
+	if (!a)
+		return 0;
+	if (g_parse_u64(a, &v) || !v || (v & (v - 1)) || v > max) {
+		g_printf("%s: sample=%s: expected a power of two from 1 to %u\n", workload, a,
+			 (unsigned)max);
+		return -1;
+	}
+	*sample = v;
+	return 0;
+}
+
 uint64_t lab_ns_to_tsc(const struct lab *l, uint64_t ns)
 {
 	return (uint64_t)((double)ns * (double)l->window_tsc / (double)LAB_WINDOW_NS);

@@ -46,11 +46,8 @@ int main(int argc, char **argv)
 		g_printf("chaseload: write=%s: expected 0 or 1\n", a);
 		return 2;
 	}
-	if ((a = g_arg(argc, argv, "sample")) &&
-	    (g_parse_u64(a, &sample) || !sample || (sample & (sample - 1)) || sample > CHUNK)) {
-		g_printf("chaseload: sample=%s: expected a power of two from 1 to %u\n", a, CHUNK);
+	if (lab_arg_sample("chaseload", argc, argv, CHUNK, &sample))
 		return 2;
-	}
 	if (lab_start(&lab, "chaseload", argc, argv))
 		return 2;
 	lab_hist_reset(&op_hist);

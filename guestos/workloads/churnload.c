@@ -43,11 +43,8 @@ int main(int argc, char **argv)
 		g_printf("churnload: size=%s does not fit guest RAM\n", a);
 		return 2;
 	}
-	if ((a = g_arg(argc, argv, "sample")) &&
-	    (g_parse_u64(a, &sample) || !sample || (sample & (sample - 1)) || sample > CHUNK)) {
-		g_printf("churnload: sample=%s: expected a power of two from 1 to %u\n", a, CHUNK);
+	if (lab_arg_sample("churnload", argc, argv, CHUNK, &sample))
 		return 2;
-	}
 	if (lab_start(&lab, "churnload", argc, argv))
 		return 2;
 	lab_hist_reset(&op_hist);
