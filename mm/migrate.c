@@ -411,16 +411,13 @@ static int any_pinned(void *ctx, struct frame *f, gpa_t gpa, uint64_t npages)
  * needs. Returns true with the window's piece in @pc (destination allocated) and the
  * requested pages in it in *@req. Caller holds mm->lock and mig_lock.
  */
-static bool window_promote(struct mm *mm, const struct cursor *cur, unsigned target, gpa_t w,
-			   struct piece *pc, uint64_t *req)
+/* The requested pages from the cursor on inside the 2 MiB window at @w, and in how many
+ * runs (*@runs). */
+static uint64_t window_requested(const struct cursor *cur, gpa_t w, uint64_t *runs)
 {
-	struct pool *tp = &mm->pools[target];
-	uint64_t runs = 0, pages = 0, span, first;
-	struct s2_leaf l;
-	hpa_t oa;
+	uint64_t pages = 0;
 
-	if (mm->cfg.mig.exact || w + WINDOW > mm->cfg.mem_size)
-		return false;
+	*runs = 0;
 	for (size_t j = cur->k; j < cur->n && cur->r[j].gpa < w + WINDOW; j++) {
 		gpa_t s = j == cur->k ? cur->g : cur->r[j].gpa;
 		gpa_t e = cur->r[j].gpa + cur->r[j].len;
@@ -428,10 +425,24 @@ static bool window_promote(struct mm *mm, const struct cursor *cur, unsigned tar
 		s = s < w ? w : s;
 		e = e > w + WINDOW ? w + WINDOW : e;
 		if (s < e) {
-			runs++;
+			(*runs)++;
 			pages += (e - s) / PAGE;
 		}
 	}
+	return pages;
+}
+
+static bool window_promote(struct mm *mm, const struct cursor *cur, unsigned target, gpa_t w,
+			   struct piece *pc, uint64_t *req)
+{
+	struct pool *tp = &mm->pools[target];
+	uint64_t runs, pages, span, first;
+	struct s2_leaf l;
+	hpa_t oa;
+
+	if (mm->cfg.mig.exact || w + WINDOW > mm->cfg.mem_size)
+		return false;
+	pages = window_requested(cur, w, &runs);
 	if (runs < 2 || runs * est_run_ns(mm) + pages * est_copy2m_ns(mm) / HUGE <=
 				est_run_ns(mm) + est_copy2m_ns(mm))
 		return false;
@@ -466,7 +477,7 @@ static int huge_window(struct mm *mm, const struct cursor *cur, unsigned target,
 		       struct piece *pc, struct mig_result *res)
 {
 	struct pool *tp = &mm->pools[target];
-	uint64_t pages = 0, span, first;
+	uint64_t pages, runs, span, first;
 	gpa_t g = cur->g > w ? cur->g : w;
 	struct s2_leaf l;
 	unsigned sp;
@@ -479,21 +490,15 @@ static int huge_window(struct mm *mm, const struct cursor *cur, unsigned target,
 	sp = (unsigned)(oa >> MM_POOL_SHIFT);
 	if (!tp->huge && !mm->pools[sp].huge)
 		return HUGE_WIN_NO;
-	if (g != w && s2_walk_span(&mm->map, w, w + WINDOW, &l, &oa, &span))
-		span = 0; /* the window does not start mapped (the floor under proc) */
-	else if (g != w)
-		sp = (unsigned)(oa >> MM_POOL_SHIFT); /* the whole window's first run */
+	if (g != w) { /* the whole window moves: walk it from its start */
+		if (s2_walk_span(&mm->map, w, w + WINDOW, &l, &oa, &span))
+			span = 0; /* not mapped from its start (the floor under proc) */
+		else
+			sp = (unsigned)(oa >> MM_POOL_SHIFT);
+	}
 	if (mm->cfg.alias_at_gpa && w < mm->cfg.alias_floor)
 		span = 0; /* the alias cannot map it whole (below the floor, under proc) */
-	for (size_t j = cur->k; j < cur->n && cur->r[j].gpa < w + WINDOW; j++) {
-		gpa_t s = j == cur->k ? cur->g : cur->r[j].gpa;
-		gpa_t e = cur->r[j].gpa + cur->r[j].len;
-
-		s = s < w ? w : s;
-		e = e > w + WINDOW ? w + WINDOW : e;
-		if (s < e)
-			pages += (e - s) / PAGE;
-	}
+	pages = window_requested(cur, w, &runs);
 	if (sp == target && span == WINDOW) {
 		res->skipped += pages;
 		return HUGE_WIN_SKIPPED;

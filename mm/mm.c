@@ -360,8 +360,8 @@ static int validate(struct mm *mm)
 			      (unsigned long long)(MM_MAX_MEM >> 20));
 	if (c->nr_caps > MM_MAX_POOLS)
 		return MM_ERR(mm, -EINVAL, "at most %d pool caps", MM_MAX_POOLS);
-	if (c->alias_at_gpa && c->alias_floor && (c->hugepages || all_huge(c) ||
-						   (c->nr_nodes && c->nodes[0].huge)))
+	/* guest node 0 holds GPA 0 (nodes are placed in ID order) */
+	if (c->alias_at_gpa && c->alias_floor && (c->hugepages || (c->nr_nodes && c->nodes[0].huge)))
 		return MM_ERR(mm, -EINVAL,
 			      "huge pages need the guest's first 2 MiB mapped whole; this "
 			      "accelerator leaves its first %llu bytes unmapped: use --accel "
