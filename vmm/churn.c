@@ -7,6 +7,22 @@
 #include "mm/migrate.h"
 #include "vmm/churn.h"
 
+/* A phased lab run is in an off phase: wait for the next on phase, then half a period
+ * more, so the rounds of an on phase of k periods are k, each half a period away from its
+ * ends (whatever the wake-up latency). Returns true if the VM stopped. */
+static bool churn_wait_on(struct churn *c, struct timespec *next)
+{
+	struct vm *vm = c->vm;
+
+	pthread_mutex_lock(&vm->stop_lock);
+	while (!atomic_load(&vm->stopping) && atomic_load(&vm->lab_phase) == VM_LAB_PHASE_OFF)
+		pthread_cond_wait(&vm->stop_cond, &vm->stop_lock);
+	pthread_mutex_unlock(&vm->stop_lock);
+	c->phase_waits++;
+	clock_gettime(CLOCK_REALTIME, next);
+	return vm_sleep_period(vm, next, c->ms / 2);
+}
+
 static void *churn_thread(void *arg)
 {
 	struct churn *c = arg;
@@ -22,6 +38,12 @@ static void *churn_thread(void *arg)
 		/* one period after the previous round, or after now if that round ran late */
 		if (vm_sleep_period(vm, &next, c->ms))
 			break;
+		if (atomic_load(&vm->lab_phase) == VM_LAB_PHASE_OFF) {
+			if (churn_wait_on(c, &next))
+				break;
+			if (atomic_load(&vm->lab_phase) == VM_LAB_PHASE_OFF)
+				continue; /* an on phase shorter than half a period */
+		}
 
 		r.gpa = c->cursor;
 		r.len = c->chunk;

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* `--churn MS[,SIZE]`: every MS ms, move the next SIZE bytes of guest memory to the next
- * host node in round-robin, until the guest exits (the lab's "memory churn" knob). */
+ * host node in round-robin, until the guest exits (the lab's "memory churn" knob). In a
+ * phased lab run (the guest's S2_HC_LAB_PHASE calls) only during its on phases. */
 #ifndef S2VM_CHURN_H
 #define S2VM_CHURN_H
 
@@ -14,6 +15,7 @@ struct churn {
 	unsigned nr_nodes;
 	gpa_t cursor;
 	uint64_t rounds, errors;
+	uint64_t phase_waits; /* off phases of a phased lab run waited out */
 	pthread_t thread;
 	bool started;
 };

@@ -207,6 +207,19 @@ static int64_t hc_lab_result(struct vm *vm, const uint64_t *a)
 	return r ? r : (int64_t)len;
 }
 
+/* S2_HC_LAB_PHASE: a phased lab run switched phase; wake the churn thread. */
+static int64_t hc_lab_phase(struct vm *vm, const uint64_t *a)
+{
+	if (a[0] > 1)
+		return -EINVAL;
+	pthread_mutex_lock(&vm->stop_lock);
+	atomic_store(&vm->lab_phase, a[0] ? VM_LAB_PHASE_ON : VM_LAB_PHASE_OFF);
+	vm->lab_phase_calls++;
+	pthread_cond_broadcast(&vm->stop_cond);
+	pthread_mutex_unlock(&vm->stop_lock);
+	return 0;
+}
+
 enum hc_action hc_dispatch(struct vm *vm, uint32_t block_gpa, struct accel_exit *x)
 {
 	struct s2_hc_block b;
@@ -258,6 +271,9 @@ enum hc_action hc_dispatch(struct vm *vm, uint32_t block_gpa, struct accel_exit 
 		break;
 	case S2_HC_LAB_RESULT:
 		ret = hc_lab_result(vm, b.args);
+		break;
+	case S2_HC_LAB_PHASE:
+		ret = hc_lab_phase(vm, b.args);
 		break;
 	case S2_HC_FAULT:
 		/* the guest's ring-0 exception stub reports a fault it cannot handle */

@@ -64,6 +64,12 @@ struct vm_mmio {
 	void *ctx;
 };
 
+enum vm_lab_phase {
+	VM_LAB_PHASE_NONE, /* the guest never made the call: --churn runs throughout */
+	VM_LAB_PHASE_OFF,
+	VM_LAB_PHASE_ON,
+};
+
 struct vm {
 	const struct accel_ops *accel;
 	void *accel_data; /* the accelerator's VM-wide state */
@@ -90,6 +96,10 @@ struct vm {
 	pthread_cond_t exited_cond; /* a vCPU left its run loop (under stop_lock) */
 	atomic_bool stopping;
 	atomic_bool paused; /* vm_pause(): vCPUs wait at the top of their loop */
+	/* S2_HC_LAB_PHASE: VM_LAB_PHASE_*, changed under stop_lock with stop_cond broadcast
+	 * (the churn thread waits there through off phases) */
+	atomic_int lab_phase;
+	uint64_t lab_phase_calls; /* under stop_lock */
 	/* Called by vm_run() once every vCPU thread exists (named vcpuN): the control
 	 * API answers vm.boot then. */
 	void (*on_started)(struct vm *vm, void *ctx);

@@ -8,6 +8,14 @@
  * the default, or off), lab_begin() where its measured loop starts, lab_tick() after
  * every chunk of operations (a no-op with lab=0), lab_end() where the loop ends, then
  * adds histograms and scalars and calls lab_send(). One struct lab per guest, on vCPU 0.
+ *
+ * Phased runs (phases=churn|lab, phase_ms=N): the measured loop alternates off and on
+ * phases of N ms, off first and last (an odd count, so a linear drift hits both arms
+ * alike), telling the VMM at each switch (S2_HC_LAB_PHASE: `--churn` migrates only in
+ * on phases) and recording each phase's operations (lab_phase_add()), so one run on one
+ * piece of memory measures both arms of a comparison. phases=churn: instruments on in
+ * both, the comparison is churn against none; phases=lab: the workload runs its
+ * uninstrumented loop in the off phases, the comparison is the instruments' cost.
  */
 #ifndef GUESTOS_LAB_H
 #define GUESTOS_LAB_H
@@ -20,6 +28,13 @@
 #define LAB_MAX_WINDOWS 65536u /* 655 s of windows; later operations are counted in none */
 #define LAB_MAX_HISTS 6u
 #define LAB_MAX_SCALARS 32u
+#define LAB_MAX_PHASES 4095u /* odd */
+
+enum lab_phases {
+	LAB_PHASES_NONE, /* one arm per run */
+	LAB_PHASES_CHURN, /* off: no churn; on: the VMM's --churn runs */
+	LAB_PHASES_LAB, /* off: no instruments; on: instruments (lab=1) */
+};
 
 struct lab {
 	char workload[S2_LAB_NAME_LEN];
@@ -29,6 +44,9 @@ struct lab {
 	uint64_t window_tsc; /* LAB_WINDOW_NS in cycles, estimated at lab_start() */
 	uint64_t begin_tsc, end_tsc; /* the measured loop: lab_begin() .. lab_end() */
 	uint32_t nr_windows; /* windows touched so far */
+	uint64_t win_lo; /* lab_tick()'s current window: TSC [win_lo, + window_tsc) ... */
+	uint64_t *win_ops; /* ... and its count (a sink past the last window) */
+	uint64_t win_sink;
 	uint32_t unit; /* 0: operations, 1: bytes */
 	uint64_t *windows; /* LAB_MAX_WINDOWS counts */
 	unsigned nr_hists;
@@ -36,10 +54,15 @@ struct lab {
 	const struct lab_hist *hists[LAB_MAX_HISTS];
 	unsigned nr_scalars;
 	struct s2_lab_scalar scalars[LAB_MAX_SCALARS];
+	enum lab_phases phase_mode; /* phases= */
+	uint64_t phase_ns; /* phase_ms= (default 500) in ns */
+	uint32_t nr_phases; /* recorded so far */
+	struct s2_lab_phase *phases; /* LAB_MAX_PHASES */
 };
 
-/* Set up @l for @workload (at most 15 characters): parse lab=0|1 from argv, calibrate
- * the TSC over about 20 ms. Returns 0, or -1 (after printing why) for a bad lab= value. */
+/* Set up @l for @workload (at most 15 characters): parse lab=0|1, phases=churn|lab and
+ * phase_ms=N from argv, calibrate the TSC over about 20 ms. Returns 0, or -1 (after
+ * printing why) for a bad value. */
 int lab_start(struct lab *l, const char *workload, int argc, char **argv);
 
 /* The sample=N argument (time every N-th operation alone): a power of two from 1 to
@@ -66,20 +89,30 @@ double lab_ns_per_cycle(const struct lab *l);
 /* Seconds of the measured loop (after lab_end()). */
 double lab_seconds(const struct lab *l);
 
-/* Count @n operations (or bytes) done by TSC @tsc in its 10 ms window. */
+/* lab_tick() outside the current window: find @tsc's window (one division). */
+void lab_tick_slow(struct lab *l, uint64_t tsc, uint64_t n);
+
+/* Count @n operations (or bytes) done by TSC @tsc in its 10 ms window: two compares and
+ * an add while @tsc stays in the window of the previous call. */
 static inline void lab_tick(struct lab *l, uint64_t tsc, uint64_t n)
 {
-	uint64_t i;
-
-	if (!l->on || tsc < l->begin_tsc)
+	if (!l->on)
 		return;
-	i = (tsc - l->begin_tsc) / l->window_tsc;
-	if (i >= LAB_MAX_WINDOWS)
-		return;
-	l->windows[i] += n;
-	if (i >= l->nr_windows)
-		l->nr_windows = (uint32_t)i + 1;
+	if (tsc - l->win_lo < l->window_tsc)
+		l->win_ops[0] += n;
+	else
+		lab_tick_slow(l, tsc, n);
 }
+
+/* Phases of a phased run lasting about @ns: odd, at least 3, at most LAB_MAX_PHASES. */
+uint32_t lab_phase_count(const struct lab *l, uint64_t ns);
+
+/* Phase @k (0-based) starts: tell the VMM whether it is on (odd @k). Returns that. */
+int lab_phase_enter(uint32_t k);
+
+/* Record a phase: TSC [@start, @end), @ops operations, @on. Ignored past the last slot
+ * or for an empty span. */
+void lab_phase_add(struct lab *l, uint64_t start, uint64_t end, uint64_t ops, int on);
 
 /* Add histogram @h (kept by the caller until lab_send()) as @name (<= 15 characters). */
 void lab_add_hist(struct lab *l, const char *name, const struct lab_hist *h);

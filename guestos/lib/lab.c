@@ -9,9 +9,11 @@
 				   8ull * S2_LAB_HIST_BUCKETS) +                                \
 		  sizeof(struct s2_lab_section) + sizeof(struct s2_lab_windows) +              \
 		  8ull * LAB_MAX_WINDOWS + sizeof(struct s2_lab_section) +                     \
-		  LAB_MAX_SCALARS * sizeof(struct s2_lab_scalar))
+		  LAB_MAX_SCALARS * sizeof(struct s2_lab_scalar) +                             \
+		  sizeof(struct s2_lab_section) + LAB_MAX_PHASES * sizeof(struct s2_lab_phase))
 
 static uint64_t lab_windows[LAB_MAX_WINDOWS];
+static struct s2_lab_phase lab_phases[LAB_MAX_PHASES];
 static uint64_t lab_blob[BLOB_MAX / 8];
 
 static void name_copy(char *dst, unsigned n, const char *src)
@@ -57,6 +59,33 @@ int lab_start(struct lab *l, const char *workload, int argc, char **argv)
 		}
 		l->on = a[0] == '1';
 	}
+	if ((a = g_arg(argc, argv, "phases"))) {
+		if (!strcmp(a, "churn")) {
+			l->phase_mode = LAB_PHASES_CHURN;
+		} else if (!strcmp(a, "lab")) {
+			l->phase_mode = LAB_PHASES_LAB;
+		} else {
+			g_printf("%s: phases=%s: expected churn (churn against none) or lab "
+				 "(instruments against none)\n", workload, a);
+			return -1;
+		}
+		if (l->phase_mode == LAB_PHASES_LAB && !l->on) {
+			g_printf("%s: phases=lab compares lab=1 with lab=0 in one run: drop lab=0\n",
+				 workload);
+			return -1;
+		}
+	}
+	l->phase_ns = 500000000ull;
+	if ((a = g_arg(argc, argv, "phase_ms"))) {
+		uint64_t ms;
+
+		if (g_parse_u64(a, &ms) || ms < 10 || ms > 600000) {
+			g_printf("%s: phase_ms=%s: expected 10 to 600000 (ms)\n", workload, a);
+			return -1;
+		}
+		l->phase_ns = ms * 1000000ull;
+	}
+	l->phases = lab_phases;
 	l->windows = lab_windows;
 	memset(lab_windows, 0, sizeof(lab_windows));
 	lab_cal_point(&l->tsc0, &l->ns0);
@@ -67,7 +96,7 @@ int lab_start(struct lab *l, const char *workload, int argc, char **argv)
 				   (double)(ns - l->ns0));
 	if (!l->window_tsc)
 		l->window_tsc = 1;
-	l->begin_tsc = tsc;
+	lab_begin(l, tsc);
 	return 0;
 }
 
@@ -96,6 +125,27 @@ uint64_t lab_ns_to_tsc(const struct lab *l, uint64_t ns)
 void lab_begin(struct lab *l, uint64_t tsc)
 {
 	l->begin_tsc = tsc;
+	l->win_lo = tsc - l->window_tsc; /* no window yet: the first tick takes the slow path */
+	l->win_ops = &l->win_sink;
+}
+
+void lab_tick_slow(struct lab *l, uint64_t tsc, uint64_t n)
+{
+	uint64_t i;
+
+	if (tsc < l->begin_tsc)
+		return;
+	i = (tsc - l->begin_tsc) / l->window_tsc;
+	if (i >= LAB_MAX_WINDOWS) {
+		l->win_ops = &l->win_sink; /* past the last window: counted in none */
+		l->win_lo = l->begin_tsc + i * l->window_tsc;
+		return;
+	}
+	l->win_lo = l->begin_tsc + i * l->window_tsc;
+	l->win_ops = &l->windows[i];
+	l->windows[i] += n;
+	if (i >= l->nr_windows)
+		l->nr_windows = (uint32_t)i + 1;
 }
 
 void lab_end(struct lab *l, uint64_t tsc)
@@ -112,6 +162,35 @@ double lab_ns_per_cycle(const struct lab *l)
 double lab_seconds(const struct lab *l)
 {
 	return (double)(l->end_tsc - l->begin_tsc) * lab_ns_per_cycle(l) / 1e9;
+}
+
+uint32_t lab_phase_count(const struct lab *l, uint64_t ns)
+{
+	uint64_t n = ns / l->phase_ns;
+
+	if (n > LAB_MAX_PHASES)
+		n = LAB_MAX_PHASES;
+	if (n < 3)
+		n = 3;
+	return (uint32_t)(n | 1);
+}
+
+int lab_phase_enter(uint32_t k)
+{
+	int on = k & 1;
+
+	g_hypercall(S2_HC_LAB_PHASE, (uint64_t)on, 0, 0, 0, 0);
+	return on;
+}
+
+void lab_phase_add(struct lab *l, uint64_t start, uint64_t end, uint64_t ops, int on)
+{
+	if (l->nr_phases == LAB_MAX_PHASES || start >= end ||
+	    (l->nr_phases && start < l->phases[l->nr_phases - 1].end_tsc))
+		return;
+	l->phases[l->nr_phases++] = (struct s2_lab_phase){
+		.start_tsc = start, .end_tsc = end, .ops = ops, .on = on ? 1 : 0,
+	};
 }
 
 void lab_add_hist(struct lab *l, const char *name, const struct lab_hist *h)
@@ -188,6 +267,14 @@ int64_t lab_send(struct lab *l)
 			off += 8ull * w.nr;
 			nsec++;
 		}
+	}
+	if (l->nr_phases) {
+		uint64_t n = l->nr_phases * sizeof(struct s2_lab_phase);
+
+		off = put_section(p, off, S2_LAB_SEC_PHASES, "phases", n);
+		memcpy(p + off, l->phases, n);
+		off += n;
+		nsec++;
 	}
 	if (l->nr_scalars) {
 		off = put_section(p, off, S2_LAB_SEC_SCALARS, "scalars",

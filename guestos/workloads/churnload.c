@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
- * churnload.elf [seconds=N] [size=SIZE] [lab=0|1] [sample=N]
+ * churnload.elf [seconds=N] [size=SIZE] [lab=0|1] [sample=N] [phases=churn|lab]
+ *               [phase_ms=N]
  *
  * The lab's guest workload: for N seconds, read-modify-write one random 64-bit word per
  * access across SIZE bytes of the heap (default: all of it). Reports accesses per second
@@ -9,14 +10,25 @@
  * histogram of the time of every chunk of 256 accesses (no stall escapes it) and the
  * accesses per 10 ms window, sent as one lab results blob (--lab-out). lab=0 runs the
  * same accesses without any of that: the lab's overhead is the difference.
+ *
+ * phases=churn|lab (lab.h): alternate off and on phases of phase_ms (default 500) in one
+ * run. churn: the VMM's --churn runs only in on phases; the latency histograms of the off
+ * phases are "op.off" and "chunk256.off". lab: the off phases run the lab=0 loop (its
+ * accesses still counted per 10 ms window, one division per 4096 accesses).
  */
 #include "guest.h"
 #include "lab.h"
 
 #define CHUNK 256u
+#define OFF_STEP (16 * CHUNK) /* accesses between two clock reads of the lab=0 loop */
 
 static struct lab lab;
-static struct lab_hist op_hist, chunk_hist;
+static struct lab_hist op_hist[2], chunk_hist[2]; /* [1]: on phases (or no phases) */
+
+struct loop {
+	volatile uint64_t *w;
+	uint64_t words, x, mask; /* mask: sample - 1 */
+};
 
 static inline uint64_t next_rand(uint64_t *x)
 {
@@ -26,11 +38,63 @@ static inline uint64_t next_rand(uint64_t *x)
 	return *x;
 }
 
+/* The instrumented loop from TSC @t until @end; returns the accesses, *@t where it ended. */
+static uint64_t loop_on(struct loop *s, uint64_t *t, uint64_t end, struct lab_hist *op,
+			struct lab_hist *chunk)
+{
+	/* locals: a volatile store could alias the struct's fields, which the compiler
+	 * would then reload after every access */
+	volatile uint64_t *w = s->w;
+	uint64_t words = s->words, x = s->x, mask = s->mask, ops = 0, prev = *t, now = *t;
+
+	while (now < end) {
+		for (unsigned k = 0; k < CHUNK; k++) {
+			uint64_t i = next_rand(&x) % words;
+
+			if ((k & mask) == 0) {
+				uint64_t t0 = g_rdtsc();
+
+				w[i] += 1;
+				lab_hist_record(op, g_rdtsc() - t0);
+			} else {
+				w[i] += 1;
+			}
+		}
+		ops += CHUNK;
+		now = g_rdtsc();
+		lab_hist_record(chunk, now - prev);
+		lab_tick(&lab, now, CHUNK);
+		prev = now;
+	}
+	s->x = x;
+	*t = now;
+	return ops;
+}
+
+/* The uninstrumented loop (lab=0), the same way. */
+static uint64_t loop_off(struct loop *s, uint64_t *t, uint64_t end)
+{
+	volatile uint64_t *w = s->w;
+	uint64_t words = s->words, x = s->x, ops = 0, now = *t;
+
+	while (now < end) {
+		for (unsigned k = 0; k < OFF_STEP; k++)
+			w[next_rand(&x) % words] += 1;
+		ops += OFF_STEP;
+		now = g_rdtsc();
+		lab_tick(&lab, now, OFF_STEP);
+	}
+	s->x = x;
+	*t = now;
+	return ops;
+}
+
 int main(int argc, char **argv)
 {
 	uint64_t seconds = 3, size = (g_boot->mem_size - g_boot->heap_start) & ~4095ull;
-	volatile uint64_t *w = (volatile uint64_t *)(uintptr_t)g_boot->heap_start;
-	uint64_t x = 88172645463325252ull, ops = 0, sample = 256, words, t, end, prev;
+	uint64_t ops = 0, sample = 256, t, end, phase_ops[2] = { 0 }, phase_tsc[2] = { 0 };
+	struct loop s = { .w = (volatile uint64_t *)(uintptr_t)g_boot->heap_start,
+			  .x = 88172645463325252ull };
 	const char *a;
 
 	if ((a = g_arg(argc, argv, "seconds")) && (g_parse_u64(a, &seconds) || !seconds)) {
@@ -47,44 +111,41 @@ int main(int argc, char **argv)
 		return 2;
 	if (lab_start(&lab, "churnload", argc, argv))
 		return 2;
-	lab_hist_reset(&op_hist);
-	lab_hist_reset(&chunk_hist);
-	words = size / 8;
-	for (uint64_t i = 0; i < words; i += 512)
-		w[i] = i; /* touch every page once */
+	for (int i = 0; i < 2; i++) {
+		lab_hist_reset(&op_hist[i]);
+		lab_hist_reset(&chunk_hist[i]);
+	}
+	s.words = size / 8;
+	s.mask = sample - 1;
+	for (uint64_t i = 0; i < s.words; i += 512)
+		s.w[i] = i; /* touch every page once */
 	t = g_rdtsc();
-	end = t + lab_ns_to_tsc(&lab, seconds * 1000000000ull);
 	lab_begin(&lab, t);
-	if (lab.on) {
-		const uint64_t mask = sample - 1;
-
-		prev = t;
-		while (t < end) {
-			for (unsigned k = 0; k < CHUNK; k++) {
-				uint64_t i = next_rand(&x) % words;
-
-				if ((k & mask) == 0) {
-					uint64_t s = g_rdtsc();
-
-					w[i] += 1;
-					lab_hist_record(&op_hist, g_rdtsc() - s);
-				} else {
-					w[i] += 1;
-				}
-			}
-			ops += CHUNK;
-			t = g_rdtsc();
-			lab_hist_record(&chunk_hist, t - prev);
-			lab_tick(&lab, t, CHUNK);
-			prev = t;
-		}
+	if (lab.phase_mode == LAB_PHASES_NONE) {
+		end = t + lab_ns_to_tsc(&lab, seconds * 1000000000ull);
+		ops = lab.on ? loop_on(&s, &t, end, &op_hist[1], &chunk_hist[1])
+			     : loop_off(&s, &t, end);
 	} else {
-		while (t < end) {
-			for (unsigned k = 0; k < 16 * CHUNK; k++)
-				w[next_rand(&x) % words] += 1;
-			ops += 16 * CHUNK;
-			t = g_rdtsc();
+		uint32_t n = lab_phase_count(&lab, seconds * 1000000000ull);
+		uint64_t len = lab_ns_to_tsc(&lab, lab.phase_ns), start = t;
+
+		for (uint32_t k = 0; k < n; k++) {
+			uint64_t t0 = t, done;
+			int on = lab_phase_enter(k);
+
+			end = start + (k + 1) * len;
+			if (lab.phase_mode == LAB_PHASES_LAB && !on)
+				done = loop_off(&s, &t, end);
+			else if (lab.on)
+				done = loop_on(&s, &t, end, &op_hist[on], &chunk_hist[on]);
+			else
+				done = loop_off(&s, &t, end);
+			lab_phase_add(&lab, t0, t, done, on);
+			phase_ops[on] += done;
+			phase_tsc[on] += t - t0;
+			ops += done;
 		}
+		lab_phase_enter(0); /* the VMM's churn stops with the loop */
 	}
 	lab_end(&lab, t);
 	{
@@ -93,13 +154,23 @@ int main(int argc, char **argv)
 		g_printf("churnload: %lu accesses over %lu MiB in %lu ms\n", (unsigned long)ops,
 			 (unsigned long)(size >> 20), (unsigned long)(secs * 1000));
 		lab_scalar(&lab, "churnload_ops_per_s", (double)ops / secs, "op/s");
+		if (lab.phase_mode != LAB_PHASES_NONE) {
+			for (int on = 0; on < 2; on++)
+				lab_scalar(&lab, on ? "churnload_on_ops_per_s" : "churnload_off_ops_per_s",
+					   (double)phase_ops[on] / ((double)phase_tsc[on] * npc / 1e9),
+					   "op/s");
+		}
 		if (lab.on) {
 			lab_scalar(&lab, "churnload_p50_ns",
-				   (double)lab_hist_quantile(&op_hist, 0.50) * npc, "ns");
+				   (double)lab_hist_quantile(&op_hist[1], 0.50) * npc, "ns");
 			lab_scalar(&lab, "churnload_p99_ns",
-				   (double)lab_hist_quantile(&op_hist, 0.99) * npc, "ns");
-			lab_add_hist(&lab, "op", &op_hist);
-			lab_add_hist(&lab, "chunk256", &chunk_hist);
+				   (double)lab_hist_quantile(&op_hist[1], 0.99) * npc, "ns");
+			lab_add_hist(&lab, "op", &op_hist[1]);
+			lab_add_hist(&lab, "chunk256", &chunk_hist[1]);
+			if (lab.phase_mode == LAB_PHASES_CHURN) {
+				lab_add_hist(&lab, "op.off", &op_hist[0]);
+				lab_add_hist(&lab, "chunk256.off", &chunk_hist[0]);
+			}
 		}
 		lab_send(&lab);
 	}

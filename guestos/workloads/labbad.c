@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * labbad.elf: hostile S2_HC_LAB_RESULT calls. Each bad length, address or content must
+ * labbad.elf: hostile S2_HC_LAB_RESULT and S2_HC_LAB_PHASE calls. Each bad length, address or content must
  * come back with its exact error and nothing written; then a minimal valid blob and a
  * full one from the instruments (lab.h) must be accepted (run with --lab-out). Reports
  * labbad_refused (cases refused as expected), labbad_wrong (cases answered otherwise)
@@ -88,11 +88,23 @@ int main(int argc, char **argv)
 	((struct s2_lab_windows *)((char *)buf + sizeof(struct s2_lab_header) +
 				   sizeof(struct s2_lab_section)))->nr = 0xffffffffu;
 	expect("window count", b, n, -EINVAL_);
+	n = base_blob(1, S2_LAB_SEC_PHASES, 64); /* two empty phases */
+	expect("empty phase", b, n, -EINVAL_);
 	n = base_blob(0, 0, 0);
 	hdr()->workload[1] = '\n';
 	expect("name", b, n, -EINVAL_);
 	n = base_blob(0, 0, 0);
 	expect("valid header-only blob", b, n, (int64_t)n);
+	if (g_hypercall(S2_HC_LAB_PHASE, 2, 0, 0, 0, 0) == -EINVAL_)
+		refused++;
+	else
+		wrong++;
+	for (uint64_t on = 0; on < 2; on++) {
+		if (g_hypercall(S2_HC_LAB_PHASE, 1 - on, 0, 0, 0, 0) == 0)
+			accepted++;
+		else
+			wrong++;
+	}
 
 	/* the instruments' own blob, with one histogram and windows */
 	if (lab_start(&lab, "labbad", argc, argv))

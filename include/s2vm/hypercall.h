@@ -51,6 +51,11 @@ enum s2_hc_nr {
 	 * (outside RAM), -EINVAL (malformed), -ENODEV (no --lab-out) or -EIO (the file
 	 * could not be written). */
 	S2_HC_LAB_RESULT = 12,
+	/* args: [0] 0 or 1. The lab's phased runs: the guest's measured loop entered an
+	 * off (0) or on (1) phase. `--churn` migrates only in on phases once a guest made
+	 * this call (half a period after the phase starts, then every period), so one run
+	 * holds both arms of a comparison. ret: 0 or -EINVAL. */
+	S2_HC_LAB_PHASE = 13,
 };
 
 #define S2_HC_MAX_POOLS 8

@@ -16,6 +16,8 @@
  *	WINDOWS  struct s2_lab_windows, then nr uint64_t operation counts, window i
  *	         covering TSC [start_tsc + i * window_tsc, + window_tsc)
  *	SCALARS  len / 32 struct s2_lab_scalar
+ *	PHASES   len / 32 struct s2_lab_phase: a phased run's alternating off and on
+ *	         phases (S2_HC_LAB_PHASE), in order, none overlapping
  *
  * TSC to host time: the header's two calibration points (tsc0, ns0) and (tsc1, ns1), each
  * an rdtsc bracketing an S2_HC_CLOCK_NS hypercall, which returns the VMM's
@@ -46,6 +48,7 @@ enum s2_lab_kind {
 	S2_LAB_SEC_HIST = 1,
 	S2_LAB_SEC_WINDOWS = 2,
 	S2_LAB_SEC_SCALARS = 3,
+	S2_LAB_SEC_PHASES = 4,
 };
 
 struct s2_lab_header {
@@ -84,6 +87,12 @@ struct s2_lab_windows {
 struct s2_lab_scalar {
 	char name[S2_LAB_SCALAR_NAME_LEN]; /* printable, NUL-padded, not empty */
 	double value;
+};
+
+struct s2_lab_phase {
+	uint64_t start_tsc, end_tsc; /* start_tsc < end_tsc <= the next phase's start_tsc */
+	uint64_t ops; /* operations (or bytes, as the windows' unit) done in the phase */
+	uint64_t on; /* 0: off (the baseline arm), 1: on (the measured arm) */
 };
 
 /* Bucket of @v (any value: never out of range). */
@@ -200,6 +209,17 @@ static inline int s2_lab_check(const void *buf, uint64_t len)
 				return -22;
 			for (uint64_t k = 0; k < n / sizeof(*sc); k++)
 				if (!s2_lab_name_ok(sc[k].name, S2_LAB_SCALAR_NAME_LEN))
+					return -22;
+			break;
+		}
+		case S2_LAB_SEC_PHASES: {
+			const struct s2_lab_phase *ph = (const struct s2_lab_phase *)pl;
+
+			if (n % sizeof(*ph))
+				return -22;
+			for (uint64_t k = 0; k < n / sizeof(*ph); k++)
+				if (ph[k].start_tsc >= ph[k].end_tsc || ph[k].on > 1 ||
+				    (k && ph[k].start_tsc < ph[k - 1].end_tsc))
 					return -22;
 			break;
 		}

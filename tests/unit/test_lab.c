@@ -118,13 +118,14 @@ static void test_merge(void)
 	CU_ASSERT_EQUAL(memcmp(hb.b, hall.b, sizeof(hb.b)), 0);
 }
 
-/* A valid blob: header, one histogram, 4 windows, 2 scalars. */
-#define BLOB_LEN (sizeof(struct s2_lab_header) + 3 * sizeof(struct s2_lab_section) +            \
+/* A valid blob: header, one histogram, 4 windows, 2 scalars, 3 phases. */
+#define BLOB_LEN (sizeof(struct s2_lab_header) + 4 * sizeof(struct s2_lab_section) +            \
 		  sizeof(struct s2_lab_hist) + 8 * S2_LAB_HIST_BUCKETS +                         \
-		  sizeof(struct s2_lab_windows) + 4 * 8 + 2 * sizeof(struct s2_lab_scalar))
+		  sizeof(struct s2_lab_windows) + 4 * 8 + 2 * sizeof(struct s2_lab_scalar) +     \
+		  3 * sizeof(struct s2_lab_phase))
 
 static uint64_t blob[BLOB_LEN / 8 + 64];
-static size_t off_hist, off_win, off_sc; /* payload offsets */
+static size_t off_hist, off_win, off_sc, off_ph; /* payload offsets */
 
 static size_t put_sec(unsigned char *p, size_t off, uint32_t kind, const char *name, uint32_t len)
 {
@@ -140,13 +141,15 @@ static void make_blob(void)
 	unsigned char *p = (unsigned char *)blob;
 	struct s2_lab_header h = { .magic = S2_LAB_MAGIC, .version = S2_LAB_VERSION,
 				   .header_len = sizeof(h), .total_len = BLOB_LEN,
-				   .nr_sections = 3, .tsc0 = 1000, .ns0 = 500, .tsc1 = 3000,
+				   .nr_sections = 4, .tsc0 = 1000, .ns0 = 500, .tsc1 = 3000,
 				   .ns1 = 1500, .flags = S2_LAB_F_INSTRUMENTS };
 	struct s2_lab_hist hh = { .sub_bits = S2_LAB_HIST_SUB_BITS,
 				  .nr_buckets = S2_LAB_HIST_BUCKETS };
 	struct s2_lab_windows w = { .start_tsc = 1000, .window_tsc = 20, .nr = 4 };
 	struct s2_lab_scalar sc[2] = { { "ops_per_s", 1.5e6 }, { "p99_ns", 210 } };
 	uint64_t counts[4] = { 5, 6, 7, 8 };
+	struct s2_lab_phase ph[3] = { { 1000, 1030, 9, 0 }, { 1030, 1060, 8, 1 },
+				      { 1060, 1080, 9, 0 } };
 	size_t off = sizeof(h);
 
 	memset(blob, 0, sizeof(blob));
@@ -173,6 +176,10 @@ static void make_blob(void)
 	off_sc = off;
 	memcpy(p + off, sc, sizeof(sc));
 	off += sizeof(sc);
+	off = put_sec(p, off, S2_LAB_SEC_PHASES, "phases", sizeof(ph));
+	off_ph = off;
+	memcpy(p + off, ph, sizeof(ph));
+	off += sizeof(ph);
 	CU_ASSERT_EQUAL_FATAL(off, BLOB_LEN);
 }
 
@@ -183,6 +190,7 @@ static void make_blob(void)
 #define HBUCKET(i) (((uint64_t *)((unsigned char *)blob + off_hist + sizeof(struct s2_lab_hist)))[i])
 #define WIN ((struct s2_lab_windows *)((unsigned char *)blob + off_win))
 #define SCAL ((struct s2_lab_scalar *)((unsigned char *)blob + off_sc))
+#define PH ((struct s2_lab_phase *)((unsigned char *)blob + off_ph))
 
 /* Each hostile change alone makes the checker refuse the blob. */
 static void test_blob_hostile(void)
@@ -211,8 +219,8 @@ static void test_blob_hostile(void)
 	REFUSED(HDR->header_len = 80);
 	REFUSED(HDR->total_len = BLOB_LEN + 8);
 	REFUSED(HDR->nr_sections = S2_LAB_MAX_SECTIONS + 1);
-	REFUSED(HDR->nr_sections = 4); /* a section header past the end */
-	REFUSED(HDR->nr_sections = 2); /* bytes after the last section */
+	REFUSED(HDR->nr_sections = 5); /* a section header past the end */
+	REFUSED(HDR->nr_sections = 3); /* bytes after the last section */
 	REFUSED(HDR->flags = 2);
 	REFUSED(HDR->tsc1 = HDR->tsc0);
 	REFUSED(HDR->ns1 = 0);
@@ -235,7 +243,14 @@ static void test_blob_hostile(void)
 	REFUSED(WIN->unit = 7);
 	REFUSED(SCAL[1].name[0] = '\0');
 	REFUSED(SEC(off_sc)->len = 40);
+	REFUSED(PH[1].end_tsc = PH[1].start_tsc); /* an empty phase */
+	REFUSED(PH[2].start_tsc = 1059); /* overlaps the one before */
+	REFUSED(PH[0].on = 2);
+	REFUSED(SEC(off_ph)->len = 40);
 #undef REFUSED
+	make_blob(); /* phases may leave gaps between them */
+	PH[2].start_tsc = 1065;
+	CU_ASSERT_EQUAL(s2_lab_check(blob, BLOB_LEN), 0);
 }
 
 /* Random corruption and truncation of a valid blob: the checker reads only the blob and

@@ -1,14 +1,17 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
-"""check.py --build DIR [--experiment smoke]: run a short lab experiment into a scratch
-directory and check what it wrote (the integration test lab-smoke.proc):
+"""check.py --build DIR [--experiment NAME]...: run short lab experiments (default smoke
+and smoke-phased) into scratch directories and check what they wrote (the integration
+test lab-smoke.proc):
 
 - raw.json, runs.csv, arms.csv, report.md and the four plots exist; raw.json parses;
 - every run succeeded, under the accelerator asked for, with a results blob that decodes;
 - every number of runs.csv and arms.csv equals the one in raw.json (or is recomputed
   from it: ratios from the runs' metrics, per round);
 - each blob file decodes to the guest object stored in raw.json;
-- every plot is a PNG (signature, IHDR) of non-trivial size, linked from report.md.
+- every plot is a PNG (signature, IHDR) of non-trivial size, linked from report.md;
+- a phased run: odd, alternating phases, off first; its rates and ratio recomputed from
+  the phases; no migration batch starts inside an off phase, every on phase has one.
 Exit 0 when all hold, 1 with the reasons otherwise.
 """
 import argparse
@@ -43,6 +46,46 @@ def close(a, b):
     return math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=1e-9)
 
 
+def phased_check(r):
+    """Recompute a phased run's two rates and its ratio from the guest's phases."""
+    ph = r["guest"]["phases"]
+    expect(len(ph) >= 3 and len(ph) % 2 == 1, f"run {r['index']}: {len(ph)} phases")
+    expect([p["on"] for p in ph] == [i % 2 == 1 for i in range(len(ph))],
+           f"run {r['index']}: phases do not alternate off, on, ..., off")
+    rates, tot = [], {True: [0, 0], False: [0, 0]}
+    for p in ph:
+        secs = (p["end_ns"] - p["start_ns"]) / 1e9
+        rates.append(p["ops"] / secs)
+        tot[p["on"]][0] += p["ops"]
+        tot[p["on"]][1] += secs
+    pairs = [rates[i] / ((rates[i - 1] + rates[i + 1]) / 2) for i in range(1, len(ph), 2)]
+    win = r["guest"]["windows"]["throughput"]["counts"]
+    expect(sum(win) == sum(p["ops"] for p in ph),
+           f"run {r['index']}: the windows count {sum(win)} operations, the phases "
+           f"{sum(p['ops'] for p in ph)}")
+    ph_r = r["phased"]
+    expect(close(ph_r["off_rate"], tot[False][0] / tot[False][1]), f"run {r['index']}: off rate")
+    expect(close(ph_r["on_rate"], tot[True][0] / tot[True][1]), f"run {r['index']}: on rate")
+    expect(close(r["metric"], ph_r["on_rate"]), f"run {r['index']}: metric is not the on rate")
+    expect(close(ph_r["ratio"], statistics.median(pairs)), f"run {r['index']}: phase ratio")
+    # the guest's own per-arm rates agree with its phases
+    sc = r["guest"]["scalars"]
+    expect(math.isclose(sc["churnload_off_ops_per_s"], tot[False][0] / tot[False][1],
+                        rel_tol=1e-3), f"run {r['index']}: guest off rate")
+    # churn only in on phases: no migration batch starts inside an off phase (but the
+    # first, which precedes the first S2_HC_LAB_PHASE, and a batch running on across a
+    # switch, which starts before it)
+    if r["arm"] != "no churn" and r["knobs"].get("churn_pct"):
+        ev = [e for e in r["vmm_stats"]["timeline"]["events"] if e["kind"] == "batch"]
+        for p in ph:
+            inside = [e for e in ev if p["start_ns"] + 1e6 < e["start_ns"] < p["end_ns"]]
+            if p["on"]:
+                expect(inside, f"run {r['index']}: an on phase without migration")
+            else:
+                expect(not inside, f"run {r['index']}: {len(inside)} batches in an off phase")
+    return ph_r["ratio"]
+
+
 def check_dir(out, accel):
     for f in ("raw.json", "runs.csv", "arms.csv", "report.md") + PLOTS:
         expect(os.path.isfile(os.path.join(out, f)), f"{f} is missing")
@@ -62,6 +105,8 @@ def check_dir(out, accel):
         expect(json.loads(json.dumps(g)) == r["guest"],
                f"run {r['index']}: blob does not decode to raw.json's guest object")
         expect(r["guest"]["windows"]["throughput"]["counts"], f"run {r['index']}: no windows")
+        if res["analysis"].get("phased"):
+            phased_check(r)
     with open(os.path.join(out, "runs.csv")) as f:
         rows = list(csv.DictReader(f))
     expect(len(rows) == len(runs), f"runs.csv: {len(rows)} rows for {len(runs)} runs")
@@ -77,6 +122,10 @@ def check_dir(out, accel):
                f"runs.csv {r['index']}: p99")
         expect(close(row["mig_pages"], r["vmm_stats"]["migration"]["pages"]),
                f"runs.csv {r['index']}: migrated pages")
+        if r.get("phased"):
+            expect(close(row["off_metric"], r["phased"]["off_rate"]) and
+                   close(row["phase_ratio"], r["phased"]["ratio"]),
+                   f"runs.csv {r['index']}: phased columns")
     with open(os.path.join(out, "arms.csv")) as f:
         arows = {a["arm"]: a for a in csv.DictReader(f)}
     base = res["arms"][0]["label"]
@@ -85,7 +134,11 @@ def check_dir(out, accel):
         row = arows.get(a["label"])
         if not expect(row, f"arms.csv: no row for {a['label']}"):
             continue
-        vals = [r["metric"] for r in meas if r["arm"] == a["label"]]
+        phased = res["analysis"].get("phased")
+        if phased and a["baseline"]:
+            vals = [r["phased"]["off_rate"] for r in meas]
+        else:
+            vals = [r["metric"] for r in meas if r["arm"] == a["label"]]
         expect(int(row["n"]) == len(vals), f"arms.csv {a['label']}: n")
         expect(close(row["median"], statistics.median(vals)), f"arms.csv {a['label']}: median")
         expect(close(row["min"], min(vals)) and close(row["max"], max(vals)),
@@ -94,7 +147,9 @@ def check_dir(out, accel):
             continue
         pairs = []
         for r in meas:
-            if r["arm"] == a["label"]:
+            if r["arm"] == a["label"] and phased:
+                pairs.append(r["phased"]["ratio"])
+            elif r["arm"] == a["label"]:
                 b = [x for x in meas if x["arm"] == base and x["rep"] == r["rep"]]
                 pairs.append(r["metric"] / b[0]["metric"])
         expect(close(row["ratio_median"], statistics.median(pairs)),
@@ -116,20 +171,26 @@ def check_dir(out, accel):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--build", required=True)
-    ap.add_argument("--experiment", default="smoke")
+    ap.add_argument("--experiment", action="append",
+                    help="experiment to run and check (repeatable; default smoke and "
+                         "smoke-phased)")
     ap.add_argument("--accel", default="proc")
-    ap.add_argument("--keep", help="run directory to keep (default: a scratch one)")
+    ap.add_argument("--keep", help="keep the run directories under this one (default: "
+                                   "scratch ones)")
     a = ap.parse_args()
-    with tempfile.TemporaryDirectory(prefix="s2vm-lab-") as tmp:
-        out = a.keep or os.path.join(tmp, "run")
-        p = subprocess.run([sys.executable, os.path.join(HERE, "lab.py"), a.experiment,
-                            "--build", a.build, "--out", out, "--accel", a.accel],
-                           capture_output=True, text=True, timeout=300)
-        sys.stdout.write(p.stdout)
-        if p.returncode != 0:
-            print(p.stderr[-4000:])
-            errors.append(f"lab.py exited {p.returncode}")
-        check_dir(out, a.accel)
+    for ex in a.experiment or ["smoke", "smoke-phased"]:
+        with tempfile.TemporaryDirectory(prefix="s2vm-lab-") as tmp:
+            out = os.path.join(a.keep, ex) if a.keep else os.path.join(tmp, "run")
+            p = subprocess.run([sys.executable, os.path.join(HERE, "lab.py"), ex,
+                                "--build", a.build, "--out", out, "--accel", a.accel],
+                               capture_output=True, text=True, timeout=300)
+            sys.stdout.write(p.stdout)
+            if p.returncode != 0:
+                print(p.stderr[-4000:])
+                errors.append(f"{ex}: lab.py exited {p.returncode}")
+            n = len(errors)
+            check_dir(out, a.accel)
+            errors[n:] = [f"{ex}: {e}" for e in errors[n:]]
     for e in errors:
         print(f"FAIL: {e}")
     print("lab outputs: " + ("ok" if not errors else f"{len(errors)} problem(s)"))

@@ -17,6 +17,7 @@ Experiment file (TOML):
   higher_is_better = true
   [vm]  mem = "256M", nodes = 2, vcpus = 1
   [run] repeats = 5, warmup = 1, timeline = 65536
+        phases = "churn" | "lab", phase_ms = 500: phased runs (below)
   [fixed]    knob settings of every arm
   [baseline] label = "...", and knob settings of the baseline arm
   [sweep]    knob = [values...]: one arm per combination (cartesian product)
@@ -24,6 +25,16 @@ Experiment file (TOML):
 Knobs: churn_pct (percent of guest memory moved per second), churn_size (chunk per
 period, default 2M), batch (--migrate-batch), writable (eager|lazy), defer (on|off),
 keep_warm (true|false), lab (1|0: guest instruments), guest_args (list, appended).
+
+Phased runs ([run] phases): the baseline is not a run of its own but the off phases of
+every run. The guest alternates off and on phases of phase_ms (off first and last: an
+odd count), telling the VMM at each switch; phases = "churn": the VMM's --churn moves
+memory only in on phases (phase_ms is rounded to whole churn periods, so every on phase
+holds the same number of rounds); phases = "lab": the off phases run the workload's
+uninstrumented loop. Each on phase is compared with the mean of the off phases on either
+side of it, on the same memory a few hundred ms apart, and a run's ratio is the median of
+those comparisons: drift that a separate baseline run would see differently cancels.
+The metric of a phased run is the rate of its phases (operations per second).
 """
 import argparse
 import csv
@@ -62,16 +73,39 @@ def now_ns():
     return time.clock_gettime_ns(time.CLOCK_MONOTONIC)
 
 
+def churn_period_ms(k, mem_bytes):
+    """The --churn period of knob settings @k, or None without churn."""
+    if not k.get("churn_pct"):
+        return None
+    per_s = k["churn_pct"] / 100 * mem_bytes
+    return max(1, round(size_bytes(k.get("churn_size", "2M")) / per_s * 1000))
+
+
+def phase_args(ex, k, mem_bytes):
+    """Guest arguments of a phased run of an arm with knobs @k ([] when not phased)."""
+    mode = ex["run"].get("phases")
+    if not mode:
+        return []
+    if mode not in ("churn", "lab"):
+        raise SystemExit(f"[run] phases = {mode!r}: expected \"churn\" or \"lab\"")
+    ms = int(ex["run"].get("phase_ms", 500))
+    period = churn_period_ms(k, mem_bytes)
+    if mode == "churn":
+        if not period:
+            raise SystemExit("[run] phases = \"churn\" needs churn_pct in every arm")
+        ms = period * max(1, round(ms / period))  # whole rounds per on phase
+    return [f"phases={mode}", f"phase_ms={ms}"]
+
+
 def knob_opts(k, mem_bytes):
     """s2vm options and extra guest arguments for knob settings @k."""
     opts, gargs = [], []
     for name in k:
         if name not in KNOBS:
             raise SystemExit(f"unknown knob {name!r} (known: {', '.join(KNOBS)})")
-    if k.get("churn_pct"):
+    period_ms = churn_period_ms(k, mem_bytes)
+    if period_ms:
         chunk = size_bytes(k.get("churn_size", "2M"))
-        per_s = k["churn_pct"] / 100 * mem_bytes
-        period_ms = max(1, round(chunk / per_s * 1000))
         opts += ["--churn", f"{period_ms},{chunk >> 10}K"]
     if "batch" in k:
         opts += ["--migrate-batch", str(k["batch"])]
@@ -175,6 +209,7 @@ def one_run(ctx, idx, label, k, rep, warmup):
     ex = ctx["ex"]
     mem = size_bytes(ex["vm"].get("mem", "256M"))
     opts, gargs = knob_opts(k, mem)
+    gargs += phase_args(ex, k, mem)
     nodes = int(ex["vm"].get("nodes", 1))
     vm_opts = ["--mem", f"{mem >> 20}M", "--vcpus", str(ex["vm"].get("vcpus", 1))]
     if nodes > 1:
@@ -212,21 +247,46 @@ def one_run(ctx, idx, label, k, rep, warmup):
         rec["vmm"] = vmm_metrics(st)
         if rec["vmm"]["accel"] != ctx["accel"]:
             raise RuntimeError(f"ran under {rec['vmm']['accel']}, not {ctx['accel']}")
-        metric = ex.get("metric", "churnload_ops_per_s")
-        rec["metric"] = metric_value(rec, metric)
+        if ex["run"].get("phases"):
+            rec["phased"] = phased_metrics(rec["guest"])
+            rec["metric"] = rec["phased"]["on_rate"]
+        else:
+            rec["metric"] = metric_value(rec, ex.get("metric", "churnload_ops_per_s"))
         rec["ok"] = True
     except Exception as e:  # reported, not dropped
         rec["error"] = f"{type(e).__name__}: {e}"
     return rec
 
 
-def metric_value(rec, name):
-    """A metric of a run: a guest scalar, or vmm.<field>, or hist.<name>.<field>."""
+def phased_metrics(g):
+    """Both arms of a phased run from its guest phases: rates (per second) of the off and
+    on phases, and each on phase over the mean of the off phases beside it."""
+    ph = g.get("phases") or []
+    if len(ph) < 3 or not all(p["on"] == bool(i % 2) for i, p in enumerate(ph)) or \
+            len(ph) % 2 == 0:
+        raise RuntimeError(f"expected an odd number (>= 3) of alternating phases, off "
+                           f"first; the guest sent {len(ph)}")
+    rate = [p["ops"] / ((p["end_ns"] - p["start_ns"]) / 1e9) for p in ph]
+    pairs = [rate[i] / ((rate[i - 1] + rate[i + 1]) / 2) for i in range(1, len(ph), 2)]
+    off = sum(p["ops"] for p in ph if not p["on"]) / \
+        (sum(p["end_ns"] - p["start_ns"] for p in ph if not p["on"]) / 1e9)
+    on = sum(p["ops"] for p in ph if p["on"]) / \
+        (sum(p["end_ns"] - p["start_ns"] for p in ph if p["on"]) / 1e9)
+    return {"off_rate": off, "on_rate": on, "phase_rates": rate, "pair_ratios": pairs,
+            "ratio": statistics.median(pairs), "phase_ms": (ph[0]["end_ns"] -
+                                                           ph[0]["start_ns"]) / 1e6}
+
+
+def metric_value(rec, name, off=False):
+    """A metric of a run: a guest scalar, or vmm.<field>, or hist.<name>.<field> (@off:
+    only a histogram's, of the off phases of a phased run)."""
+    if off and not name.startswith("hist."):
+        raise KeyError(name)
     if name.startswith("vmm."):
         v = rec["vmm"][name[4:]]
     elif name.startswith("hist."):
         _, h, f = name.split(".")
-        v = rec["guest"]["hists"][h][f]
+        v = rec["guest"]["hists"][h + ".off" if off else h][f]
     else:
         v = rec["guest"]["scalars"][name]
     if v is None:
@@ -245,7 +305,24 @@ def analyse(ex, arms, runs):
     higher = ex.get("higher_is_better", True)
     extra = ex.get("also", [])
     out = []
+    phased = bool(ex["run"].get("phases"))
     for label, k, is_base in arms:
+        if phased and is_base:  # the off phases of every run
+            mine = [r for r in meas if r["arm"] != label]
+            ok = [r for r in mine if r["ok"]]
+            a = {"arm": label, "knobs": k, "baseline": True, "phased": True,
+                 "runs": len(mine), "failed": len(mine) - len(ok),
+                 "metric": summarise([r["phased"]["off_rate"] for r in ok])}
+            for name in extra:  # histograms have off-phase twins: NAME.off
+                vals = []
+                for r in ok:
+                    try:
+                        vals.append(metric_value(r, name, off=True))
+                    except (KeyError, RuntimeError, ValueError):
+                        pass
+                a[name] = summarise(vals)
+            out.append(a)
+            continue
         mine = [r for r in meas if r["arm"] == label]
         ok = [r for r in mine if r["ok"]]
         a = {"arm": label, "knobs": k, "baseline": is_base, "runs": len(mine),
@@ -258,12 +335,16 @@ def analyse(ex, arms, runs):
                 except (KeyError, RuntimeError):
                     pass
             a[name] = summarise(vals)
-        if not is_base:
+        if phased:
+            pairs = [r["phased"]["ratio"] for r in ok]
+            a["phase_pairs"] = summarise([x for r in ok for x in r["phased"]["pair_ratios"]])
+        elif not is_base:
             pairs = []
             for r in ok:
                 b = [x for x in meas if x["arm"] == base_label and x["rep"] == r["rep"] and x["ok"]]
                 if b and b[0]["metric"]:
                     pairs.append(r["metric"] / b[0]["metric"])
+        if not is_base:
             s = summarise(pairs)
             a["ratio"] = s
             a["ratio_pairs"] = pairs
@@ -276,7 +357,7 @@ def analyse(ex, arms, runs):
                 a["noisy"] = None
         out.append(a)
     return {"metric": ex.get("metric", "churnload_ops_per_s"), "higher_is_better": higher,
-            "noise_limit": NOISE, "arms": out}
+            "noise_limit": NOISE, "phased": phased, "arms": out}
 
 
 def write_csv(path, rows, fields):
@@ -287,7 +368,8 @@ def write_csv(path, rows, fields):
             w.writerow(r)
 
 
-RUN_FIELDS = ["index", "arm", "rep", "warmup", "ok", "metric", "ops_per_s", "p50_ns",
+RUN_FIELDS = ["index", "arm", "rep", "warmup", "ok", "metric", "off_metric", "phase_ratio",
+              "ops_per_s", "p50_ns",
               "p99_ns", "chunk_p99_ns", "mig_pages", "mig_ns_per_page", "write_fault_waits",
               "write_fault_stall_ns", "wall_s", "error"]
 
@@ -297,6 +379,8 @@ def run_rows(runs):
     for r in runs:
         row = {k: r.get(k) for k in ("index", "arm", "rep", "warmup", "ok", "metric",
                                      "wall_s", "error")}
+        if r["ok"] and r.get("phased"):
+            row["off_metric"], row["phase_ratio"] = r["phased"]["off_rate"], r["phased"]["ratio"]
         if r["ok"]:
             g, v = r["guest"], r["vmm"]
             sc = g["scalars"]
@@ -365,7 +449,9 @@ def main():
     runs, idx, t0 = [], 0, now_ns()
     rounds = [(w, True) for w in range(warmup)] + [(r, False) for r in range(repeats)]
     for rep, is_warm in rounds:
-        for label, k, _ in arms:
+        for label, k, is_base in arms:
+            if is_base and ex["run"].get("phases"):
+                continue  # measured in the off phases of every run
             rec = one_run(ctx, idx, label, k, rep, is_warm)
             idx += 1
             runs.append(rec)
@@ -383,7 +469,8 @@ def main():
         "wall_s": (now_ns() - t0) / 1e9,
         "arms": [{"label": l, "knobs": k, "baseline": b,
                   "s2vm_opts": knob_opts(k, size_bytes(ex["vm"].get("mem", "256M")))[0],
-                  "guest_args": knob_opts(k, size_bytes(ex["vm"].get("mem", "256M")))[1]}
+                  "guest_args": knob_opts(k, size_bytes(ex["vm"].get("mem", "256M")))[1] +
+                  ([] if b else phase_args(ex, k, size_bytes(ex["vm"].get("mem", "256M"))))}
                  for l, k, b in arms],
         "sweep_keys": sweep_keys,
         "runs": runs,

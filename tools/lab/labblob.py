@@ -4,7 +4,8 @@
 decode(data) checks everything s2_lab_check() checks (the VMM already did; a file may
 have been edited since) and returns a JSON-ready dict: the calibration (TSC to host
 CLOCK_MONOTONIC ns), histograms (sparse buckets, in cycles and ns, with quantiles),
-throughput windows (start ns of window 0, width, counts) and scalars.
+throughput windows (start ns of window 0, width, counts), scalars and the phases of a
+phased run (start/end ns, operations, on or off).
 """
 import math
 import struct
@@ -21,7 +22,8 @@ SEC = struct.Struct("<II16s")  # 24
 HIST = struct.Struct("<IIQQQQ")  # 40
 WIN = struct.Struct("<QQII")  # 24
 SCALAR = struct.Struct("<24sd")  # 32
-KINDS = {1: "hist", 2: "windows", 3: "scalars"}
+PHASE = struct.Struct("<QQQQ")  # 32
+KINDS = {1: "hist", 2: "windows", 3: "scalars", 4: "phases"}
 F_INSTRUMENTS = 1
 
 
@@ -92,6 +94,7 @@ def decode(data):
         "hists": {},
         "windows": {},
         "scalars": {},
+        "phases": [],
     }
     tsc_ns = lambda t: ns0 + (t - tsc0) * npc
     off = HDR.size
@@ -141,6 +144,17 @@ def decode(data):
             for k in range(slen // SCALAR.size):
                 sn, v = SCALAR.unpack_from(pl, k * SCALAR.size)
                 out["scalars"][_name(sn, f"scalar {k}")] = v
+        elif kind == 4:
+            if slen % PHASE.size:
+                raise BlobError(f"phases {name}: length {slen}")
+            prev_end = None
+            for k in range(slen // PHASE.size):
+                start, end, ops, on = PHASE.unpack_from(pl, k * PHASE.size)
+                if start >= end or on > 1 or (prev_end is not None and start < prev_end):
+                    raise BlobError(f"phases {name}: phase {k} [{start}, {end}) on={on}")
+                prev_end = end
+                out["phases"].append({"start_ns": tsc_ns(start), "end_ns": tsc_ns(end),
+                                      "ops": ops, "on": bool(on)})
         else:
             raise BlobError(f"section {i}: unknown kind {kind}")
         off += slen

@@ -43,8 +43,12 @@ def _representative(res, arm):
     return min(runs, key=lambda r: abs(r["metric"] - med))
 
 
+def _phased(res):
+    return bool(res["analysis"].get("phased"))
+
+
 def plot_throughput(res, path):
-    arms = [a["label"] for a in res["arms"]]
+    arms = [a["label"] for a in res["arms"] if not (_phased(res) and a["baseline"])]
     fig, axes = plt.subplots(len(arms), 1, figsize=(11, 2.2 * len(arms) + 0.8), sharex=True,
                              squeeze=False)
     drew = False
@@ -63,6 +67,9 @@ def plot_throughput(res, path):
         # the last window is partial: leave it out
         ax.step(xs[:-1], ys[:-1], where="post", color=col, lw=0.9,
                 label=f"guest, 10 ms windows (run {r['index']})")
+        for j, p in enumerate(q for q in r["guest"].get("phases", []) if not q["on"]):
+            ax.axvspan((p["start_ns"] - t0) / 1e9, (p["end_ns"] - t0) / 1e9, color="grey",
+                       alpha=0.15, lw=0, label="off phase (baseline)" if j == 0 else None)
         ev = r["vmm_stats"].get("timeline", {}).get("events", [])
         nb = 0
         for e in ev:
@@ -95,10 +102,14 @@ def plot_throughput(res, path):
 
 
 def _merged_cdf(res, arm, hist):
-    """[(value ns, cumulative fraction)] of histogram @hist merged over @arm's runs."""
+    """[(value ns, cumulative fraction)] of histogram @hist merged over @arm's runs (a
+    phased run's baseline: HIST.off of every run)."""
     acc, total = {}, 0
-    for r in _measured(res, arm):
-        h = r["guest"]["hists"].get(hist)
+    base = _phased(res) and arm == res["arms"][0]["label"]
+    runs = [r for r in res["runs"] if r["ok"] and not r["warmup"]] if base else \
+        _measured(res, arm)
+    for r in runs:
+        h = r["guest"]["hists"].get(hist + ".off" if base else hist)
         if not h:
             continue
         npc = r["guest"]["calibration"]["ns_per_cycle"]
@@ -117,7 +128,8 @@ def plot_latency(res, path):
     hists = []
     for r in res["runs"]:
         if r["ok"]:
-            hists += [h for h in r["guest"]["hists"] if h not in hists]
+            hists += [h for h in r["guest"]["hists"]
+                      if h not in hists and not h.endswith(".off")]
     if not hists:
         return False
     fig, axes = plt.subplots(2, len(hists), figsize=(5.5 * len(hists), 7), squeeze=False)
@@ -216,9 +228,15 @@ def plot_ratio(res, path):
         ax.set_xlabel(keys[0])
     else:
         ax.set_xticks(xs, [a["arm"] for a in arms], rotation=15, ha="right", fontsize=8)
-    ax.set_ylabel(f"{an['metric']}: arm / baseline (same round)")
-    ax.set_title(f"{res['experiment']['name']}: ratio to '{res['arms'][0]['label']}' per "
-                 f"interleaved pair (--accel {res['accel']})", fontsize=10)
+    if _phased(res):
+        ax.set_ylabel(f"{an['metric']}: on phases / off phases (per run)")
+        ax.set_title(f"{res['experiment']['name']}: ratio to '{res['arms'][0]['label']}' per "
+                     f"phased run (median of its on/off phase pairs, --accel "
+                     f"{res['accel']})", fontsize=10)
+    else:
+        ax.set_ylabel(f"{an['metric']}: arm / baseline (same round)")
+        ax.set_title(f"{res['experiment']['name']}: ratio to '{res['arms'][0]['label']}' "
+                     f"per interleaved pair (--accel {res['accel']})", fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
@@ -279,7 +297,7 @@ def write_md(out, res, plots):
     for a in an["arms"]:
         med, rng, iqr = _stat(a["metric"])
         if a["baseline"]:
-            r = ("1 (baseline)", "-", "-")
+            r = ("1 (baseline: off phases)" if a.get("phased") else "1 (baseline)", "-", "-")
             sp, flag = "-", ""
         else:
             r = _stat(a.get("ratio"), 3)
@@ -301,6 +319,15 @@ def write_md(out, res, plots):
                    "spread **NOISY**" if a["noisy"] else "spread ok")
             L.append(f"- {a['arm']}: median ratio {r['median']:.3f} -> level {lvl}, {spr} "
                      f"(±{(a.get('ratio_spread') or 0) * 100:.1f}%, n={r['n']})")
+    if _phased(res):
+        L += ["", "Every on/off phase comparison of every measured run (on phase over the "
+              "mean of the off phases beside it), pooled per arm:", ""]
+        for a in an["arms"]:
+            pp = a.get("phase_pairs")
+            if pp and pp.get("n"):
+                L.append(f"- {a['arm']}: {pp['n']} comparisons, median {pp['median']:.3f}, "
+                         f"IQR {pp['q1']:.3f}-{pp['q3']:.3f}, min-max {pp['min']:.3f}-"
+                         f"{pp['max']:.3f}")
     extra = ex.get("also", [])
     if extra:
         L += ["", "Other metrics (median, min-max over the arm's measured runs):", "",
@@ -323,15 +350,17 @@ def write_md(out, res, plots):
         "throughput.png": "Guest throughput per 10 ms window of one representative run per "
                           "arm (the run closest to the arm's median); red spans are "
                           "migration batches from the VMM timeline, black ticks write-fault "
-                          "stalls. Both clocks are the host's CLOCK_MONOTONIC.",
+                          "stalls, grey spans the off phases of a phased run (its "
+                          "baseline). Both clocks are the host's CLOCK_MONOTONIC.",
         "latency_cdf.png": "Latency CDFs (top) and tails (bottom, log-log), each arm merged "
                            "over its measured runs. 'op': single accesses, every N-th timed; "
                            "'chunk256': every chunk of 256 accesses timed, so a stall always "
                            "shows there.",
         "phases.png": "Migration time per migrated page by engine phase (median run per "
                       "arm; arms without migration are left out).",
-        "ratio.png": "Ratio to the baseline per interleaved pair: median (dot), IQR (thick "
-                     "bar), min-max (whiskers).",
+        "ratio.png": "Ratio to the baseline per interleaved pair (phased: per run, each "
+                     "the median of its on/off phase comparisons): median (dot), IQR "
+                     "(thick bar), min-max (whiskers).",
     }
     for p, ok in plots.items():
         if ok:
