@@ -253,6 +253,26 @@ uint8_t vio_status(const struct vio_dev *v);
  * in-flight requests first). Returns 0 or -VIO_ETIMEDOUT.
  */
 int vio_reset(const struct vio_dev *v, uint64_t timeout_ns);
+
+/* TSC ticks per ms against the host clock (~1 ms, two clock hypercalls; at least 1):
+ * pacing only, never a deadline. */
+uint64_t vio_tsc_per_ms(void);
+
+/*
+ * Pacing of a polled wait. The device's status and the clock each cost an exit (a signal
+ * under proc): spin on the used rings and the TSC alone, look at them after ~1 ms, then
+ * at doubling intervals up to max_ms. The timeout runs on the host clock from the first
+ * look; the TSC only paces the looks.
+ */
+struct vio_wait {
+	uint64_t t0, next, step, max_step; /* t0: host ns of the first look, 0 before */
+	unsigned spin;
+};
+
+void vio_wait_start(struct vio_wait *w, uint64_t tsc_per_ms, unsigned max_ms);
+/* After a poll that found nothing: 0 (poll again), -VIO_EIO (@v needs a reset) or 1 (the
+ * wait timed out: poll once more, then give up). */
+int vio_wait_idle(struct vio_wait *w, const struct vio_dev *v, uint64_t timeout_ns);
 /*
  * Reset, ACKNOWLEDGE, DRIVER, then accept @wanted & offered (VERSION_1 is required) and
  * set FEATURES_OK. Returns 0 with v->features set, -VIO_ENODEV when VERSION_1 is not

@@ -24,24 +24,6 @@ int vballoon_mem_info(struct s2_hc_mem_info *mi)
 	return r >= 32 ? 0 : -VIO_EIO;
 }
 
-/* TSC ticks per ms against the host clock (~1 ms); pacing only, never a deadline. */
-static uint64_t tsc_per_ms(void)
-{
-	uint64_t c0, c1, t0, t1, r;
-	unsigned n = 0;
-
-	c0 = g_clock_ns();
-	t0 = g_rdtsc();
-	do {
-		g_pause();
-		t1 = g_rdtsc();
-	} while (t1 - t0 < (1u << 21) && ++n < (1u << 22));
-	c1 = g_clock_ns();
-	t1 = g_rdtsc();
-	r = c1 > c0 ? (t1 - t0) * 1000000 / (c1 - c0) : 0;
-	return r ? r : 1;
-}
-
 /* Largest power of two <= @n (n >= 1). */
 static uint16_t pow2_floor(uint32_t n)
 {
@@ -62,7 +44,7 @@ int vballoon_open(struct vballoon *b, struct vheap *h, uint64_t want)
 	r = vio_find(&b->dev, VIRTIO_ID_BALLOON, 0);
 	if (r)
 		return r;
-	b->tsc_per_ms = tsc_per_ms();
+	b->tsc_per_ms = vio_tsc_per_ms();
 	for (unsigned i = 0; i < VBALLOON_NR_VQS; i++) {
 		r = vq_alloc(&b->vq[i], h, VBALLOON_QUEUE_SIZE);
 		if (r)
@@ -283,14 +265,9 @@ int vballoon_poll(struct vballoon *b)
 int vballoon_reap(struct vballoon *b, enum vballoon_q r, struct virtq_used_elem *e,
 		  uint64_t timeout_ns)
 {
-	uint64_t t0 = 0, now, next, step = b->tsc_per_ms;
-	unsigned spin = 0;
+	struct vio_wait w;
 
-	/*
-	 * Status and the clock each cost an exit: spin on the used ring and the TSC alone,
-	 * look at them after ~1 ms, then at doubling intervals up to VBALLOON_CHECK_MAX_MS.
-	 */
-	next = g_rdtsc() + step;
+	vio_wait_start(&w, b->tsc_per_ms, VBALLOON_CHECK_MAX_MS);
 	for (;;) {
 		int x = reap_one(b, r, e);
 
@@ -298,21 +275,11 @@ int vballoon_reap(struct vballoon *b, enum vballoon_q r, struct virtq_used_elem 
 			return x;
 		if (r != VB_STATS && vballoon_poll(b) < 0)
 			return -VIO_EIO;
-		g_pause();
-		if (++spin % 16)
-			continue;
-		now = g_rdtsc();
-		if ((int64_t)(now - next) < 0)
-			continue;
-		if (vballoon_needs_reset(b))
-			return -VIO_EIO;
-		if (!t0)
-			t0 = g_clock_ns();
-		else if (g_clock_ns() - t0 > timeout_ns)
+		x = vio_wait_idle(&w, &b->dev, timeout_ns);
+		if (x < 0)
+			return x;
+		if (x)
 			return reap_one(b, r, e);
-		if (step < VBALLOON_CHECK_MAX_MS * b->tsc_per_ms)
-			step *= 2;
-		next = now + step;
 	}
 }
 

@@ -82,6 +82,55 @@ int vio_reset(const struct vio_dev *v, uint64_t timeout_ns)
 	return 0;
 }
 
+uint64_t vio_tsc_per_ms(void)
+{
+	uint64_t c0, c1, t0, t1, r;
+	unsigned n = 0;
+
+	c0 = g_clock_ns();
+	t0 = g_rdtsc();
+	/* ~0.5-1 ms at 2-4 GHz; bounded by a pause count should the TSC stand still */
+	do {
+		g_pause();
+		t1 = g_rdtsc();
+	} while (t1 - t0 < (1u << 21) && ++n < (1u << 22));
+	c1 = g_clock_ns();
+	t1 = g_rdtsc();
+	r = c1 > c0 ? (t1 - t0) * 1000000 / (c1 - c0) : 0;
+	return r ? r : 1;
+}
+
+void vio_wait_start(struct vio_wait *w, uint64_t tsc_per_ms, unsigned max_ms)
+{
+	w->t0 = 0;
+	w->spin = 0;
+	w->step = tsc_per_ms;
+	w->max_step = max_ms * tsc_per_ms;
+	w->next = g_rdtsc() + w->step;
+}
+
+int vio_wait_idle(struct vio_wait *w, const struct vio_dev *v, uint64_t timeout_ns)
+{
+	uint64_t now;
+
+	g_pause();
+	if (++w->spin % 16)
+		return 0;
+	now = g_rdtsc();
+	if ((int64_t)(now - w->next) < 0)
+		return 0;
+	if (vio_status(v) & VIRTIO_S_NEEDS_RESET)
+		return -VIO_EIO;
+	if (!w->t0)
+		w->t0 = g_clock_ns();
+	else if (g_clock_ns() - w->t0 > timeout_ns)
+		return 1;
+	if (w->step < w->max_step)
+		w->step *= 2;
+	w->next = now + w->step;
+	return 0;
+}
+
 int vio_negotiate(struct vio_dev *v, uint64_t wanted, uint64_t timeout_ns)
 {
 	uint64_t offered;
@@ -327,21 +376,7 @@ int vblk_open(struct vblk *d, unsigned index, struct vheap *h)
 
 void vblk_tsc_calibrate(struct vblk *d)
 {
-	uint64_t c0, c1, t0, t1;
-	unsigned n = 0;
-
-	c0 = g_clock_ns();
-	t0 = g_rdtsc();
-	/* ~0.5-1 ms at 2-4 GHz; bounded by a pause count should the TSC stand still */
-	do {
-		g_pause();
-		t1 = g_rdtsc();
-	} while (t1 - t0 < (1u << 21) && ++n < (1u << 22));
-	c1 = g_clock_ns();
-	t1 = g_rdtsc();
-	d->tsc_per_ms = c1 > c0 ? (t1 - t0) * 1000000 / (c1 - c0) : 0;
-	if (!d->tsc_per_ms)
-		d->tsc_per_ms = 1;
+	d->tsc_per_ms = vio_tsc_per_ms();
 }
 
 static void vblk_forget(struct vblk *d)
@@ -548,39 +583,21 @@ bool vblk_needs_reset(const struct vblk *d)
 
 int vblk_wait(struct vblk *d, struct vblk_done *out, uint64_t timeout_ns)
 {
-	uint64_t t0 = 0, now, next, step;
-	unsigned spin = 0;
+	struct vio_wait w;
 
-	/*
-	 * Status and the clock each cost an exit (a signal under proc): spin on the used
-	 * rings and the TSC alone, and look at them only after ~1 ms of waiting, then at
-	 * doubling intervals up to VBLK_CHECK_MAX_MS. The timeout is measured with the host
-	 * clock from the first look; the TSC only paces the looks.
-	 */
 	if (!d->tsc_per_ms)
 		vblk_tsc_calibrate(d);
-	step = d->tsc_per_ms;
-	next = g_rdtsc() + step;
+	vio_wait_start(&w, d->tsc_per_ms, VBLK_CHECK_MAX_MS);
 	for (;;) {
 		int r = vblk_poll(d, out);
 
 		if (r)
 			return r;
-		g_pause();
-		if (++spin % 16)
-			continue;
-		now = g_rdtsc();
-		if ((int64_t)(now - next) < 0)
-			continue;
-		if (vblk_needs_reset(d))
-			return -VIO_EIO;
-		if (!t0)
-			t0 = g_clock_ns();
-		else if (g_clock_ns() - t0 > timeout_ns)
+		r = vio_wait_idle(&w, &d->dev, timeout_ns);
+		if (r < 0)
+			return r;
+		if (r)
 			return vblk_poll(d, out);
-		if (step < VBLK_CHECK_MAX_MS * d->tsc_per_ms)
-			step *= 2;
-		next = now + step;
 	}
 }
 
