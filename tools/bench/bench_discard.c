@@ -35,6 +35,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "bench_args.h"
 #include "mm/discard.h"
 #include "s2vm/clock.h"
 
@@ -516,13 +517,13 @@ int main(int argc, char **argv)
 
 	while ((c = getopt_long(argc, argv, "m:r:t:s:jh", opts, NULL)) != -1) {
 		if (c == 'm')
-			mib = strtoull(optarg, NULL, 10);
+			mib = bench_opt_u64("bench-discard", "mib", optarg, 2, 16384);
 		else if (c == 'r')
-			repeat = atoi(optarg);
+			repeat = (int)bench_opt_u64("bench-discard", "repeat", optarg, 1, 1000);
 		else if (c == 't')
-			pct = (unsigned)atoi(optarg);
+			pct = (unsigned)bench_opt_u64("bench-discard", "touched-pct", optarg, 1, 100);
 		else if (c == 's')
-			seed = strtoull(optarg, NULL, 10);
+			seed = bench_opt_u64("bench-discard", "seed", optarg, 0, UINT64_MAX);
 		else if (c == 'j')
 			json = 1;
 		else {
@@ -539,10 +540,8 @@ int main(int argc, char **argv)
 			return c == 'h' ? 0 : 2;
 		}
 	}
-	if (mib < 2 || mib > 16384 || mib % 2 || repeat < 1 || repeat > 1000 || pct < 1 ||
-	    pct > 100) {
-		fprintf(stderr, "bench-discard: --mib 2..16384 (even), --repeat 1..1000, "
-				"--touched-pct 1..100\n");
+	if (mib % 2) {
+		fprintf(stderr, "bench-discard: --mib %" PRIu64 ": an even number of MiB\n", mib);
 		return 2;
 	}
 	uint64_t bytes = mib * MIB, pages = bytes / PAGE;

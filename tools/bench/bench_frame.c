@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "bench_args.h"
 #include "mm/frame.h"
 
 #define MIB2 (2ull << 20)
@@ -76,19 +77,15 @@ int main(int argc, char **argv)
 
 	while ((c = getopt_long(argc, argv, "g:r:jh", opts, NULL)) != -1) {
 		if (c == 'g')
-			gib = strtoull(optarg, NULL, 10);
+			gib = bench_opt_u64("bench-frame", "gib", optarg, 1, 1024);
 		else if (c == 'r')
-			repeat = atoi(optarg);
+			repeat = (int)bench_opt_u64("bench-frame", "repeat", optarg, 1, 1000000);
 		else if (c == 'j')
 			json = 1;
 		else {
 			printf("usage: bench-frame [--gib N] [--repeat N] [--json]\n");
 			return c == 'h' ? 0 : 2;
 		}
-	}
-	if (!gib || repeat < 1) {
-		fprintf(stderr, "bench-frame: --gib and --repeat must be positive\n");
-		return 2;
 	}
 	if (table_figure(gib, 0, false, &huge) || table_figure(gib, 0, true, &base) ||
 	    table_figure(gib, 1, false, &split)) {

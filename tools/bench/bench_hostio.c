@@ -46,6 +46,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "bench_args.h"
 #include "s2vm/clock.h"
 
 #define HOSTIO_QD_MAX	   1024
@@ -137,45 +138,6 @@ static double hist_quantile(const uint64_t *h, uint64_t n, double p)
 		if (seen >= want)
 			return hist_value(b);
 	}
-	return 0;
-}
-
-/* Parse "4K", "64K", "1M", "4096" (bytes without suffix). Returns 0 or -EINVAL. */
-static int parse_size(const char *s, uint64_t *out)
-{
-	char *end;
-	uint64_t v;
-	int sh = 0;
-
-	errno = 0;
-	if (*s < '0' || *s > '9')
-		return -EINVAL;
-	v = strtoull(s, &end, 10);
-	if (errno || end == s)
-		return -EINVAL;
-	if (*end && strchr("kKmMgG", *end)) {
-		sh = *end == 'k' || *end == 'K' ? 10 : *end == 'm' || *end == 'M' ? 20 : 30;
-		end++;
-	}
-	if (*end || v > (UINT64_MAX >> sh))
-		return -EINVAL;
-	*out = v << sh;
-	return 0;
-}
-
-/* Parse a whole number in [lo, hi]. Returns 0 or -EINVAL. */
-static int parse_u64(const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
-{
-	char *end;
-	uint64_t v;
-
-	errno = 0;
-	if (*s < '0' || *s > '9')
-		return -EINVAL;
-	v = strtoull(s, &end, 0);
-	if (errno || end == s || *end || v < lo || v > hi)
-		return -EINVAL;
-	*out = v;
 	return 0;
 }
 
@@ -541,7 +503,7 @@ static int parse_opts(int argc, char **argv, struct hostio_opts *o)
 			have_mode = true;
 			break;
 		case 'b':
-			if (parse_size(optarg, &o->bs) || o->bs < 512 || o->bs % 512 ||
+			if (bench_parse_size(optarg, &o->bs) || o->bs < 512 || o->bs % 512 ||
 			    o->bs > HOSTIO_BS_MAX) {
 				fprintf(stderr,
 					"bench-hostio: --bs '%s': a multiple of 512 bytes from "
@@ -552,7 +514,7 @@ static int parse_opts(int argc, char **argv, struct hostio_opts *o)
 			have_bs = true;
 			break;
 		case 'q':
-			if (parse_u64(optarg, 1, HOSTIO_QD_MAX, &v)) {
+			if (bench_parse_u64(optarg, 1, HOSTIO_QD_MAX, &v)) {
 				fprintf(stderr,
 					"bench-hostio: --qd '%s': a whole number from 1 to %d\n",
 					optarg, HOSTIO_QD_MAX);
@@ -578,7 +540,7 @@ static int parse_opts(int argc, char **argv, struct hostio_opts *o)
 			o->direct = true;
 			break;
 		case 'r':
-			if (parse_u64(optarg, 1, HOSTIO_REPEAT_MAX, &v)) {
+			if (bench_parse_u64(optarg, 1, HOSTIO_REPEAT_MAX, &v)) {
 				fprintf(stderr,
 					"bench-hostio: --repeat '%s': a whole number from 1 "
 					"to %d\n",
@@ -588,7 +550,7 @@ static int parse_opts(int argc, char **argv, struct hostio_opts *o)
 			o->repeat = (int)v;
 			break;
 		case 'S':
-			if (parse_u64(optarg, 1, UINT64_MAX, &o->seed)) {
+			if (bench_parse_u64(optarg, 1, UINT64_MAX, &o->seed)) {
 				fprintf(stderr,
 					"bench-hostio: --seed '%s': a whole number above 0\n",
 					optarg);

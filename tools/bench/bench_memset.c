@@ -32,6 +32,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "bench_args.h"
 #include "s2vm/clock.h"
 
 /* One repetition's result; times in ns. */
@@ -48,26 +49,6 @@ static inline uint64_t pattern(uint64_t i, uint64_t seed)
 	uint64_t x = (i + 1) * 0x9e3779b97f4a7c15ull ^ seed;
 
 	return x ^ (x >> 29);
-}
-
-/* Parse "256M", "1G", "4096" (bytes without suffix). Returns 0 or -EINVAL. */
-static int parse_size(const char *s, uint64_t *out)
-{
-	char *end;
-	uint64_t v;
-
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno || end == s)
-		return -EINVAL;
-	if (*end && strchr("kKmMgG", *end)) {
-		v <<= *end == 'k' || *end == 'K' ? 10 : *end == 'm' || *end == 'M' ? 20 : 30;
-		end++;
-	}
-	if (*end)
-		return -EINVAL;
-	*out = v;
-	return 0;
 }
 
 /*
@@ -150,12 +131,12 @@ int main(int argc, char **argv)
 	struct memset_res r = {0};
 
 	while ((c = getopt_long(argc, argv, "s:p:r:f:jh", opts, NULL)) != -1) {
-		if (c == 's' && !parse_size(optarg, &size))
+		if (c == 's' && !bench_parse_size(optarg, &size))
 			continue;
 		if (c == 'p')
-			passes = strtoull(optarg, NULL, 10);
+			passes = bench_opt_u64("bench-memset", "passes", optarg, 1, 1000000);
 		else if (c == 'r')
-			repeat = atoi(optarg);
+			repeat = (int)bench_opt_u64("bench-memset", "repeat", optarg, 1, 1000);
 		else if (c == 'f' && (!strcmp(optarg, "memset") || !strcmp(optarg, "pattern")))
 			use_pattern = !strcmp(optarg, "pattern");
 		else if (c == 'j')

@@ -27,6 +27,7 @@
 #include <sys/mman.h>
 #include <time.h>
 
+#include "bench_args.h"
 #include "mm/copy_pool.h"
 #include "mm/migrate.h"
 #include "s2vm/clock.h"
@@ -221,9 +222,9 @@ int main(int argc, char **argv)
 
 	while ((c = getopt_long(argc, argv, "m:r:jh", opts, NULL)) != -1) {
 		if (c == 'm')
-			mib = strtoull(optarg, NULL, 10);
+			mib = bench_opt_u64("bench-migrate", "mib", optarg, 8, 8192);
 		else if (c == 'r')
-			repeat = atoi(optarg);
+			repeat = (int)bench_opt_u64("bench-migrate", "repeat", optarg, 1, 1000);
 		else if (c == 'j')
 			json = 1;
 		else {
@@ -231,8 +232,8 @@ int main(int argc, char **argv)
 			return c == 'h' ? 0 : 2;
 		}
 	}
-	if (mib < 8 || mib > 8192 || mib % 2 || repeat < 1) {
-		fprintf(stderr, "bench-migrate: --mib 8..8192 (even), --repeat >= 1\n");
+	if (mib % 2) {
+		fprintf(stderr, "bench-migrate: --mib %" PRIu64 ": an even number of MiB\n", mib);
 		return 2;
 	}
 	mc = memcpy_gibps(mib << 20, repeat + 1);

@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_args.h"
 #include "mm/mm.h"
 #include "s2vm/clock.h"
 
@@ -49,19 +50,15 @@ int main(int argc, char **argv)
 
 	while ((c = getopt_long(argc, argv, "g:r:jh", opts, NULL)) != -1) {
 		if (c == 'g')
-			gib = strtoull(optarg, NULL, 10);
+			gib = bench_opt_u64("bench-numa", "gib", optarg, 1, 64);
 		else if (c == 'r')
-			repeat = atoi(optarg);
+			repeat = (int)bench_opt_u64("bench-numa", "repeat", optarg, 1, 1000);
 		else if (c == 'j')
 			json = 1;
 		else {
 			printf("usage: bench-numa [--gib N] [--repeat N] [--json]\n");
 			return c == 'h' ? 0 : 2;
 		}
-	}
-	if (gib < 1 || gib > 64 || repeat < 1) {
-		fprintf(stderr, "bench-numa: --gib 1..64, --repeat >= 1\n");
-		return 2;
 	}
 	for (int i = 0; i < repeat; i++) {
 		struct mm_config cfg = { .mem_size = gib << 30, .nr_nodes = 2 };

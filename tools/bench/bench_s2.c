@@ -23,6 +23,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_args.h"
 #include "mm/s2.h"
 #include "s2vm/clock.h"
 
@@ -180,10 +181,10 @@ int main(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "r:g:jph", opts, NULL)) != -1) {
 		switch (c) {
 		case 'r':
-			repeat = atoi(optarg);
+			repeat = (int)bench_opt_u64("bench-s2", "repeat", optarg, 1, 1000);
 			break;
 		case 'g':
-			gib = strtoull(optarg, NULL, 10);
+			gib = bench_opt_u64("bench-s2", "gib", optarg, 1, 64);
 			break;
 		case 'j':
 			json = 1;
@@ -195,10 +196,6 @@ int main(int argc, char **argv)
 			printf("usage: bench-s2 [--repeat N] [--gib N] [--json] [--per-entry]\n");
 			return c == 'h' ? 0 : 2;
 		}
-	}
-	if (repeat < 1 || gib < 1 || gib > 64) {
-		fprintf(stderr, "bench-s2: --repeat >= 1 and --gib in 1..64\n");
-		return 2;
 	}
 	for (int f = 0; f < 2; f++) {
 		for (int g = 0; g < 2; g++) {
