@@ -86,6 +86,9 @@ int lab_start(struct lab *l, const char *workload, int argc, char **argv)
 		l->phase_ns = ms * 1000000ull;
 	}
 	l->phases = lab_phases;
+	if (l->phase_mode != LAB_PHASES_NONE)
+		lab_phase_enter(0); /* no churn while the workload sets up: its first off
+				     * phase must not pay for pages moved before it began */
 	l->windows = lab_windows;
 	memset(lab_windows, 0, sizeof(lab_windows));
 	lab_cal_point(&l->tsc0, &l->ns0);
