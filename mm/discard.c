@@ -190,7 +190,8 @@ static int collect(struct mm *mm, gpa_t gpa, gpa_t end, struct dwork *w)
 			next = end;
 		if (!f)
 			continue; /* cannot happen: RAM is always backed */
-		if (mm->pools[frame_pool(f)].huge && (g % MIB2 || next - g != MIB2)) {
+		if (pool_frame_huge(&mm->pools[frame_pool(f)], pfn) &&
+		    (g % MIB2 || next - g != MIB2)) {
 			/* part of a 2 MiB huge page: hugetlbfs frees whole pages only, so it
 			 * stays (as with Firecracker's huge pages), counted */
 			mm->discard.huge_partial_pages += (next - g) / PAGE;
@@ -206,8 +207,11 @@ static int collect(struct mm *mm, gpa_t gpa, gpa_t end, struct dwork *w)
 		if (w->n) {
 			struct dpiece *l = &w->v[w->n - 1];
 
+			/* the window a huge page cannot back is a piece of its own: re-homed,
+			 * it takes small frames (mm_gpa_small()), its neighbours maybe not */
 			if (l->gpa + l->n * PAGE == g && l->pool == p.pool && l->pfn + l->n == pfn &&
-			    l->rehome == p.rehome && l->home == p.home && l->wp == p.wp) {
+			    l->rehome == p.rehome && l->home == p.home && l->wp == p.wp &&
+			    mm_gpa_small(mm, l->gpa) == mm_gpa_small(mm, g)) {
 				l->n += p.n;
 				continue;
 			}
@@ -270,14 +274,15 @@ static int rehome(struct mm *mm, struct dwork *w, struct discard_result *res)
 	for (size_t i = 0; i < w->n; i++) {
 		struct dpiece *p = &w->v[i];
 		uint64_t align = !(p->gpa % MIB2) && p->n >= HUGE ? HUGE : 1, first, got;
+		uint64_t (*alloc)(struct pool *, uint64_t, uint64_t, uint64_t *) =
+			mm_gpa_small(mm, p->gpa) ? pool_alloc_small_upto : pool_alloc_upto;
 
 		if (!p->rehome)
 			continue;
-		got = pool_alloc_upto(&mm->pools[p->home], align == HUGE ? p->n & ~(uint64_t)(HUGE - 1)
-									 : p->n,
-				      align, &first);
+		got = alloc(&mm->pools[p->home],
+			    align == HUGE ? p->n & ~(uint64_t)(HUGE - 1) : p->n, align, &first);
 		if (!got && align == HUGE)
-			got = pool_alloc_upto(&mm->pools[p->home], p->n, 1, &first);
+			got = alloc(&mm->pools[p->home], p->n, 1, &first);
 		if (!got) {
 			p->rehome = false; /* no room on the home node: punched where it is */
 			mm->discard.misplaced += p->n;

@@ -91,8 +91,7 @@ static void zero_frames(struct pool *dst, uint64_t f, uint64_t n)
 {
 	if (!n || !pool_has_data(dst, f, n))
 		return;
-	if (fallocate(dst->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-		      (off_t)(f << POOL_FRAME_SHIFT), (off_t)(n << POOL_FRAME_SHIFT)))
+	if (pool_punch_uncounted(dst, f, n))
 		memset(dst->base + (f << POOL_FRAME_SHIFT), 0, n << POOL_FRAME_SHIFT);
 }
 
@@ -175,13 +174,16 @@ static int default_copy(void *ctx, struct mm *mm, unsigned sp, uint64_t sf, unsi
 				j++;
 			/* absent in [i, j): holes, unless SEEK_DATA finds data (swapped) */
 			while (i < j) {
-				off_t off = (off_t)((sf + w + i) << POOL_FRAME_SHIFT);
-				off_t d = lseek(src->fd, off, SEEK_DATA);
-				uint64_t hole_end;
+				uint64_t k = j - i, o, hole_end;
+				int fd = pool_file_span(src, sf + w + i, &k, &o);
+				off_t off = (off_t)o, d = lseek(fd, off, SEEK_DATA);
 
 				if (d < 0 && errno != ENXIO)
 					d = off; /* cannot tell: data */
-				hole_end = d < 0 ? j : ((uint64_t)d >> POOL_FRAME_SHIFT) - (sf + w);
+				/* k: the frames of [i, j) in this file (a huge pool's small part
+				 * is its own file) */
+				hole_end = d < 0 ? i + k
+						 : i + ((uint64_t)(d - off) >> POOL_FRAME_SHIFT);
 				if (hole_end > j)
 					hole_end = j;
 				if (hole_end > i) {
@@ -453,7 +455,8 @@ static bool window_promote(struct mm *mm, const struct cursor *cur, unsigned tar
 		return false;
 	if (tp->nr_free < HUGE + (cur->left - pages))
 		return false; /* the requested pages come first */
-	if (pool_alloc(tp, HUGE, HUGE, &first))
+	if (mm_gpa_small(mm, w) ? pool_alloc_small(tp, HUGE, HUGE, &first)
+				: pool_alloc(tp, HUGE, HUGE, &first))
 		return false; /* no free 2 MiB-aligned run: exact placement here */
 	*pc = (struct piece){ .gpa = w, .n = HUGE, .sp = (unsigned)(oa >> MM_POOL_SHIFT),
 			      .sf = (oa & ((1ull << MM_POOL_SHIFT) - 1)) >> POOL_FRAME_SHIFT,
@@ -483,8 +486,9 @@ static int huge_window(struct mm *mm, const struct cursor *cur, unsigned target,
 	unsigned sp;
 	hpa_t oa;
 
-	/* the pool of the first requested page decides whether huge rules apply */
-	if (w + WINDOW > mm->cfg.mem_size ||
+	/* the pool of the first requested page decides whether huge rules apply; the window
+	 * a huge page cannot back is small everywhere (a huge pool's small part) */
+	if (w + WINDOW > mm->cfg.mem_size || mm_gpa_small(mm, w) ||
 	    s2_walk_span(&mm->map, g, w + WINDOW, &l, &oa, &span))
 		return HUGE_WIN_NO; /* a hole: the normal path walks past it */
 	sp = (unsigned)(oa >> MM_POOL_SHIFT);
@@ -496,8 +500,6 @@ static int huge_window(struct mm *mm, const struct cursor *cur, unsigned target,
 		else
 			sp = (unsigned)(oa >> MM_POOL_SHIFT);
 	}
-	if (mm->cfg.alias_at_gpa && w < mm->cfg.alias_floor)
-		span = 0; /* the alias cannot map it whole (below the floor, under proc) */
 	pages = window_requested(cur, w, &runs);
 	if (sp == target && span == WINDOW) {
 		res->skipped += pages;
@@ -538,6 +540,7 @@ static size_t collect(struct mm *mm, struct cursor *cur, unsigned target, struct
 		gpa_t w = g & ~(gpa_t)(WINDOW - 1);
 		hpa_t oa;
 		uint64_t span, sp, sf, n, req;
+		bool small;
 
 		/* huge pools move whole 2 MiB frames: hugetlbfs maps and frees nothing smaller */
 		if (mm->has_huge) {
@@ -570,6 +573,9 @@ static size_t collect(struct mm *mm, struct cursor *cur, unsigned target, struct
 			continue;
 		}
 		refused = w; /* its other requests go one by one */
+		small = mm_gpa_small(mm, w);
+		if (small && end > w + WINDOW)
+			end = w + WINDOW; /* its frames are small, the next window's may not be */
 		if (s2_walk_span(&mm->map, g, end, &l, &oa, &span)) {
 			cursor_advance(cur, span); /* a hole: nothing to move */
 			continue;
@@ -586,8 +592,9 @@ static size_t collect(struct mm *mm, struct cursor *cur, unsigned target, struct
 		}
 		/* extend the previous piece if contiguous in GPA and source frames, and the
 		 * destination frames right after it are free */
-		if (np && v[np - 1].gpa + v[np - 1].n * PAGE == g && v[np - 1].sp == sp &&
-		    v[np - 1].sf + v[np - 1].n == sf && v[np - 1].perm == l.perm) {
+		if (np && !v[np - 1].huge && v[np - 1].gpa + v[np - 1].n * PAGE == g &&
+		    v[np - 1].sp == sp && v[np - 1].sf + v[np - 1].n == sf &&
+		    v[np - 1].perm == l.perm) {
 			uint64_t got = pool_alloc_at(tp, v[np - 1].df + v[np - 1].n, n);
 
 			if (got) {
@@ -599,10 +606,12 @@ static size_t collect(struct mm *mm, struct cursor *cur, unsigned target, struct
 		}
 		{
 			uint64_t first, align = (g % (HUGE * PAGE) == 0 && n >= HUGE) ? HUGE : 1;
-			uint64_t got = pool_alloc_upto(tp, n, align, &first);
+			uint64_t (*alloc)(struct pool *, uint64_t, uint64_t, uint64_t *) =
+				small ? pool_alloc_small_upto : pool_alloc_upto;
+			uint64_t got = alloc(tp, n, align, &first);
 
 			if (!got && align > 1)
-				got = pool_alloc_upto(tp, n, 1, &first);
+				got = alloc(tp, n, 1, &first);
 			if (!got) {
 				*exhausted = true;
 				break;
@@ -1005,6 +1014,8 @@ static int migrate_marked(struct mm *mm, unsigned target, struct piece *v, size_
 		uint64_t m = settle_piece(mm, target, &v[i], gen, &failed);
 
 		moved += req_moved(&v[i], m);
+		if (mm->has_huge && mm_gpa_small(mm, v[i].gpa))
+			mm->mig.small_window_pages += m;
 		if (v[i].huge) {
 			mm->mig.huge_frames += m / HUGE;
 			mm->mig.huge_extra_pages += m - req_moved(&v[i], m);

@@ -42,6 +42,7 @@ const char *const mm_host_call_names[MM_CALL_NR] = {
 	[MM_CALL_MEMFD] = "memfd_create",
 	[MM_CALL_MBIND] = "mbind",
 	[MM_CALL_TABLE] = "table",
+	[MM_CALL_FRAME] = "frame",
 };
 
 bool mm_inject_fail(struct mm *mm, enum mm_host_call c)
@@ -106,11 +107,24 @@ static int run_flush(struct mm *mm, const struct run *r, bool prot_only)
 		mm->alias_stats.mprotect_calls++;
 		failed = mprotect(at, r->len, r->prot) != 0;
 	} else {
-		mm->alias_stats.mmap_calls++;
-		/* NORESERVE: a huge pool's pages are already backed (or it reserves none) */
-		failed = mmap(at, r->len, r->prot, MAP_SHARED | MAP_FIXED | MAP_NORESERVE,
-			      mm->pools[r->pool].fd,
-			      (off_t)r->off) == MAP_FAILED;
+		const struct pool *p = &mm->pools[r->pool];
+		uint64_t first = r->off >> POOL_FRAME_SHIFT, left = r->len >> POOL_FRAME_SHIFT;
+
+		/* one call per file the run reaches (a huge pool's small part is its own);
+		 * NORESERVE: a huge pool's pages are already backed (or it reserves none) */
+		failed = false;
+		while (left && !failed) {
+			uint64_t n = left, off;
+			int fd = pool_file_span(p, first, &n, &off);
+
+			mm->alias_stats.mmap_calls++;
+			failed = mmap(at, n << POOL_FRAME_SHIFT, r->prot,
+				      MAP_SHARED | MAP_FIXED | MAP_NORESERVE, fd,
+				      (off_t)off) == MAP_FAILED;
+			at = (unsigned char *)at + (n << POOL_FRAME_SHIFT);
+			first += n;
+			left -= n;
+		}
 	}
 	if (!failed)
 		return 0;
@@ -331,7 +345,10 @@ static int pool_get(struct mm *mm, unsigned node, bool huge)
 		return MM_ERR(mm, -EINVAL, "more than %d host nodes in use", MM_MAX_POOLS);
 	flags = (mm_inject_fail(mm, MM_CALL_MEMFD) ? POOL_FAIL_MEMFD : 0) |
 		(mm_inject_fail(mm, MM_CALL_MBIND) ? POOL_FAIL_MBIND : 0) |
-		(huge ? POOL_HUGETLB : 0);
+		(huge ? POOL_HUGETLB : 0) |
+		/* every huge pool may have to hold the window a huge page cannot back: a
+		 * migration or discard may bring it there */
+		(huge && mm_cfg_small_window(&mm->cfg) ? POOL_SMALL_PART : 0);
 	r = pool_create(&mm->pools[mm->nr_pools], node, pool_cap(&mm->cfg, node), flags, err,
 			sizeof(err));
 	if (r)
@@ -360,13 +377,6 @@ static int validate(struct mm *mm)
 			      (unsigned long long)(MM_MAX_MEM >> 20));
 	if (c->nr_caps > MM_MAX_POOLS)
 		return MM_ERR(mm, -EINVAL, "at most %d pool caps", MM_MAX_POOLS);
-	/* guest node 0 holds GPA 0 (nodes are placed in ID order) */
-	if (c->alias_at_gpa && c->alias_floor && (c->hugepages || (c->nr_nodes && c->nodes[0].huge)))
-		return MM_ERR(mm, -EINVAL,
-			      "huge pages need the guest's first 2 MiB mapped whole; this "
-			      "accelerator leaves its first %llu bytes unmapped: use --accel "
-			      "kvm, or guest node 0 on small pages (hugepages=off)",
-			      (unsigned long long)c->alias_floor);
 	for (unsigned i = 0; i < c->nr_caps; i++)
 		if (c->caps[i].bytes > POOL_MAX_BYTES)
 			return MM_ERR(mm, -EINVAL,
@@ -406,19 +416,30 @@ static int validate(struct mm *mm)
 	return 0;
 }
 
-/* Back [gpa, gpa + size) from pool @pi, as few runs as possible. Returns bytes placed. */
+/* Back [gpa, gpa + size) from pool @pi, as few runs as possible. Returns bytes placed.
+ * The window a huge page cannot back (mm_gpa_small()) gets small frames: on a huge pool,
+ * those of its small part. */
 static uint64_t place_from(struct mm *mm, unsigned pi, gpa_t gpa, uint64_t size)
 {
 	struct pool *p = &mm->pools[pi];
 	uint64_t done = 0;
 
 	while (done < size) {
-		uint64_t first, want = (size - done) >> POOL_FRAME_SHIFT;
-		uint64_t n = pool_alloc_upto(p, want, HUGE, &first);
+		uint64_t first, n, want = (size - done) >> POOL_FRAME_SHIFT;
+		gpa_t g = gpa + done, sw = mm->cfg.alias_floor & ~(MM_SMALL_WINDOW - 1);
+		bool small = p->huge && mm_gpa_small(mm, g);
 
+		/* a huge pool: that window from its small part, on its own */
+		if (small && want > HUGE)
+			want = HUGE;
+		else if (p->huge && mm_cfg_small_window(&mm->cfg) && g < sw &&
+			 want > (sw - g) >> POOL_FRAME_SHIFT)
+			want = (sw - g) >> POOL_FRAME_SHIFT;
+		n = small ? pool_alloc_small_upto(p, want, HUGE, &first)
+			  : pool_alloc_upto(p, want, HUGE, &first);
 		if (!n)
 			break;
-		n &= ~(uint64_t)(HUGE - 1); /* whole huge frames only */
+		n &= ~(uint64_t)(HUGE - 1); /* whole 2 MiB frames (huge or not) only */
 		if (!n)
 			break;
 		/* cannot fail: the range is empty and tables are allocated on demand */
@@ -538,6 +559,12 @@ static bool mm_table_fail(void *ctx)
 	return mm_inject_fail(ctx, MM_CALL_TABLE);
 }
 
+/* The frame table's hook for record pages (MM_CALL_FRAME): its writers hold mm->lock. */
+static bool mm_frame_fail(void *ctx)
+{
+	return mm_inject_fail(ctx, MM_CALL_FRAME);
+}
+
 int mm_create(struct mm *mm, const struct mm_config *cfg)
 {
 	struct s2_map_config mc = { 0 };
@@ -584,6 +611,8 @@ int mm_create(struct mm *mm, const struct mm_config *cfg)
 	r = frame_table_init(&mm->ft, cfg->mem_size);
 	if (r)
 		return MM_ERR(mm, r, "cannot allocate the frame table");
+	mm->ft.fail_alloc = mm_frame_fail;
+	mm->ft.fail_ctx = mm;
 
 	if (!cfg->be && cfg->alias_at_gpa) {
 		uint64_t floor = cfg->alias_floor;

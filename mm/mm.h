@@ -24,6 +24,7 @@
 #define MM_MAX_POOLS 8 /* host nodes in use */
 #define MM_POOL_SHIFT 40
 #define MM_MAX_MEM (1ull << MM_POOL_SHIFT) /* guest RAM: offsets in a pool fit 40 bits */
+#define MM_SMALL_WINDOW (2ull << 20) /* see mm_gpa_small() */
 
 enum mm_policy { MM_POLICY_BIND = 0, MM_POLICY_PREFERRED = 1, MM_POLICY_INTERLEAVE = 2 };
 
@@ -55,6 +56,7 @@ enum mm_host_call {
 	MM_CALL_MEMFD, /* creating a pool's memfd */
 	MM_CALL_MBIND, /* binding a pool to its host node */
 	MM_CALL_TABLE, /* allocating stage-2 table pages */
+	MM_CALL_FRAME, /* allocating frame-table record pages (restoring a split chunk) */
 	MM_CALL_NR,
 };
 
@@ -154,6 +156,9 @@ struct mig_stats {
 	uint64_t huge_extra_pages; /* pages those moved beyond the requested ones */
 	uint64_t huge_refused_pages; /* requested, not moved: a window mixing 4 KiB pieces
 				      * of several pools cannot go to a huge pool whole */
+	uint64_t small_window_pages; /* pages moved of the window a huge page cannot back
+				      * (mm_gpa_small()), in a VM with huge pools: on
+				      * small frames (a huge pool's small part) */
 	uint64_t windows_promoted; /* 2 MiB windows moved whole by the cost model */
 	uint64_t promoted_pages; /* pages those moved beyond the requested ones */
 	uint64_t parallel_copies; /* batches copied on more than one thread */
@@ -305,6 +310,23 @@ uint64_t mm_process_mappings(void);
 
 /* Should this host call fail now (fault injection)? Counts it. Caller holds mm->lock. */
 bool mm_inject_fail(struct mm *mm, enum mm_host_call c);
+
+/* Does @c place the alias at host address == GPA with a floor inside a 2 MiB window
+ * (the proc accelerator: vm.mmap_min_addr is not a multiple of 2 MiB)? Then that window
+ * cannot be one huge mapping (hugetlbfs maps whole, 2 MiB-aligned pages only), and huge
+ * pools get a small part (POOL_SMALL_PART) to back it. */
+static inline bool mm_cfg_small_window(const struct mm_config *c)
+{
+	return c->alias_at_gpa && (c->alias_floor & (MM_SMALL_WINDOW - 1));
+}
+
+/* Is @gpa in that window? Its frames are always small: on a huge pool, from its small
+ * part (pool_alloc_small*()); every other 2 MiB window of a huge pool is one huge frame. */
+static inline bool mm_gpa_small(const struct mm *mm, gpa_t gpa)
+{
+	return mm_cfg_small_window(&mm->cfg) &&
+	       gpa / MM_SMALL_WINDOW == mm->cfg.alias_floor / MM_SMALL_WINDOW;
+}
 
 /* The alias address of @gpa: integer arithmetic, as the alias may start at address 0. */
 static inline void *mm_alias_at(const struct mm *mm, gpa_t gpa)

@@ -75,15 +75,53 @@ uint64_t pool_huge_free(int node, char *nr_file, size_t len)
 	return n;
 }
 
+/*
+ * The pool's own mapping of every frame: the huge memfd (2 MiB aligned, as hugetlbfs
+ * needs) and right after it the small part's memfd, so frame f is at base + f * 4 KiB
+ * whichever file holds it. Returns the base or MAP_FAILED (errno set).
+ */
+static unsigned char *pool_map(struct pool *p)
+{
+	uint64_t len = p->nr_frames << POOL_FRAME_SHIFT, hlen = p->huge_frames << POOL_FRAME_SHIFT;
+	uint64_t align = CHUNK << POOL_FRAME_SHIFT;
+	unsigned char *res, *base;
+	int err;
+
+	if (p->small_fd < 0)
+		return mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, p->fd,
+			    0);
+	res = mmap(NULL, len + align, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1,
+		   0);
+	if (res == MAP_FAILED)
+		return MAP_FAILED;
+	base = (unsigned char *)(((uintptr_t)res + align - 1) & ~(uintptr_t)(align - 1));
+	if (mmap(base, hlen, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE | MAP_FIXED, p->fd,
+		 0) == MAP_FAILED ||
+	    mmap(base + hlen, len - hlen, PROT_READ | PROT_WRITE,
+		 MAP_SHARED | MAP_NORESERVE | MAP_FIXED, p->small_fd, 0) == MAP_FAILED) {
+		err = errno;
+		munmap(res, len + align);
+		errno = err;
+		return MAP_FAILED;
+	}
+	/* keep exactly [base, base + len): pool_destroy() unmaps that */
+	if (base > res)
+		munmap(res, (size_t)(base - res));
+	if (base + len < res + len + align)
+		munmap(base + len, (size_t)(res + len + align - (base + len)));
+	return base;
+}
+
 int pool_create(struct pool *p, unsigned node, uint64_t bytes, unsigned flags, char *err,
 		size_t errlen)
 {
 	unsigned fail = flags & (POOL_FAIL_MEMFD | POOL_FAIL_MBIND);
 	uint64_t len;
-	char name[32];
+	char name[40];
 
 	memset(p, 0, sizeof(*p));
 	p->fd = -1;
+	p->small_fd = -1;
 	p->node = node;
 	p->emulated = !pool_node_is_real(node);
 	p->bound_node = p->emulated ? pool_local_node() : (int)node;
@@ -101,11 +139,20 @@ int pool_create(struct pool *p, unsigned node, uint64_t bytes, unsigned flags, c
 		}
 		if (bytes > free_pages * (CHUNK << POOL_FRAME_SHIFT))
 			bytes = free_pages * (CHUNK << POOL_FRAME_SHIFT);
+		/* frame offsets, small part included, stay below POOL_MAX_BYTES */
+		if ((flags & POOL_SMALL_PART) &&
+		    bytes > POOL_MAX_BYTES - ((uint64_t)POOL_SMALL_FRAMES << POOL_FRAME_SHIFT))
+			bytes = POOL_MAX_BYTES - ((uint64_t)POOL_SMALL_FRAMES << POOL_FRAME_SHIFT);
 	}
 	p->nr_frames = (bytes >> POOL_FRAME_SHIFT) & ~(uint64_t)(CHUNK - 1);
 	if (!p->nr_frames) {
 		snprintf(err, errlen, "host node %u: pool size below 2 MiB", node);
 		return -EINVAL;
+	}
+	if (p->huge) {
+		p->huge_frames = p->nr_frames;
+		if (flags & POOL_SMALL_PART)
+			p->nr_frames += POOL_SMALL_FRAMES;
 	}
 	len = p->nr_frames << POOL_FRAME_SHIFT;
 	p->bitmap = calloc((p->nr_frames + 63) / 64, sizeof(uint64_t));
@@ -123,13 +170,27 @@ int pool_create(struct pool *p, unsigned node, uint64_t bytes, unsigned flags, c
 	p->fd = (fail & POOL_FAIL_MEMFD) ? -1
 				       : memfd_create(name, MFD_CLOEXEC |
 							    (p->huge ? MFD_HUGETLB | MFD_HUGE_2MB : 0));
-	if (p->fd < 0 || ftruncate(p->fd, (off_t)len) < 0) {
+	if (p->fd < 0 ||
+	    ftruncate(p->fd, (off_t)((p->huge ? p->huge_frames : p->nr_frames)
+				     << POOL_FRAME_SHIFT)) < 0) {
 		snprintf(err, errlen, "host node %u: cannot create a %llu MiB %smemfd: %s", node,
 			 (unsigned long long)(len >> 20), p->huge ? "hugetlb " : "",
 			 strerror(errno));
 		goto fail;
 	}
-	p->base = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, p->fd, 0);
+	if (p->nr_frames > p->huge_frames && p->huge) {
+		snprintf(name, sizeof(name), "s2vm-node%u-small", node);
+		p->small_fd = memfd_create(name, MFD_CLOEXEC);
+		if (p->small_fd < 0 ||
+		    ftruncate(p->small_fd,
+			      (off_t)((p->nr_frames - p->huge_frames) << POOL_FRAME_SHIFT)) < 0) {
+			snprintf(err, errlen,
+				 "host node %u: cannot create the memfd of its small part: %s",
+				 node, strerror(errno));
+			goto fail;
+		}
+	}
+	p->base = pool_map(p);
 	if (p->base == MAP_FAILED) {
 		p->base = NULL;
 		snprintf(err, errlen, "host node %u: cannot map its pool: %s", node,
@@ -137,7 +198,8 @@ int pool_create(struct pool *p, unsigned node, uint64_t bytes, unsigned flags, c
 		goto fail;
 	}
 	/* Bind before anything touches the memory: shmem keeps the policy per file, so
-	 * every later mapping (the guest alias) allocates on this node too. */
+	 * every later mapping (the guest alias) allocates on this node too. One call covers
+	 * both parts. */
 	if (p->bound_node >= 0) {
 		unsigned long mask[16] = { 0 };
 
@@ -162,10 +224,13 @@ void pool_destroy(struct pool *p)
 		munmap(p->base, p->nr_frames << POOL_FRAME_SHIFT);
 	if (p->fd >= 0)
 		close(p->fd);
+	if (p->small_fd >= 0)
+		close(p->small_fd);
 	free(p->bitmap);
 	free(p->chunk_free);
 	memset(p, 0, sizeof(*p));
 	p->fd = -1;
+	p->small_fd = -1;
 }
 
 static void mark(struct pool *p, uint64_t first, uint64_t n, bool used)
@@ -180,15 +245,31 @@ static void mark(struct pool *p, uint64_t first, uint64_t n, bool used)
 	p->nr_free += used ? -n : n;
 }
 
-/* Length of the free run at @f, at most @max. Skips whole free chunks quickly. */
-static uint64_t free_run(const struct pool *p, uint64_t f, uint64_t max)
+/* The frames one allocation may use: a huge pool's huge part [0, huge_frames), or the
+ * small frames [huge_frames, nr_frames) (every frame of a pool without huge pages). */
+struct part {
+	uint64_t lo, hi; /* frames, multiples of CHUNK */
+	bool huge;
+};
+
+static struct part part_of(const struct pool *p, bool small)
+{
+	if (small || !p->huge)
+		return (struct part){ p->huge_frames, p->nr_frames, false };
+	return (struct part){ 0, p->huge_frames, true };
+}
+
+/* Length of the free run at @f, at most @max, not past frame @hi. Skips whole free
+ * chunks quickly. */
+static uint64_t free_run(const struct pool *p, uint64_t f, uint64_t max, uint64_t hi)
 {
 	uint64_t n = 0;
 
-	while (n < max && f + n < p->nr_frames) {
+	while (n < max && f + n < hi) {
 		uint64_t g = f + n;
 
-		if (g % CHUNK == 0 && p->chunk_free[g / CHUNK] == CHUNK && max - n >= CHUNK) {
+		if (g % CHUNK == 0 && p->chunk_free[g / CHUNK] == CHUNK && max - n >= CHUNK &&
+		    g + CHUNK <= hi) {
 			n += CHUNK;
 			continue;
 		}
@@ -199,16 +280,19 @@ static uint64_t free_run(const struct pool *p, uint64_t f, uint64_t max)
 	return n;
 }
 
-/* Find the first aligned position (next-fit from the hint) whose free run is maximal up
- * to @max; stop early at a run of @max. Returns the run length, 0 if nothing is free. */
-static uint64_t find(const struct pool *p, uint64_t max, uint64_t align, uint64_t *first)
+/* Find the first aligned position in @pt (next-fit from the hint) whose free run is
+ * maximal up to @max; stop early at a run of @max. Returns the run length, 0 if nothing
+ * is free. */
+static uint64_t find(const struct pool *p, struct part pt, uint64_t max, uint64_t align,
+		     uint64_t *first)
 {
-	uint64_t nch = p->nr_frames / CHUNK, best = 0;
+	uint64_t c0 = pt.lo / CHUNK, nch = (pt.hi - pt.lo) / CHUNK, best = 0;
+	uint64_t h = p->hint >= c0 && p->hint - c0 < nch ? p->hint - c0 : 0;
 
 	if (!align)
 		align = 1;
 	for (uint64_t i = 0; i < nch; i++) {
-		uint64_t c = (p->hint + i) % nch;
+		uint64_t c = c0 + (h + i) % nch;
 
 		if (p->chunk_free[c] == 0)
 			continue;
@@ -217,7 +301,7 @@ static uint64_t find(const struct pool *p, uint64_t max, uint64_t align, uint64_
 
 			if (f % align || pool_frame_used(p, f))
 				continue;
-			run = free_run(p, f, max);
+			run = free_run(p, f, max, pt.hi);
 			if (run > best) {
 				best = run;
 				*first = f;
@@ -236,13 +320,14 @@ static uint64_t find(const struct pool *p, uint64_t max, uint64_t align, uint64_
  * A huge pool backs frames as it hands them out, through its own node-bound mapping
  * (hugetlbfs keeps no per-file policy: a fault through the guest alias would allocate
  * on the faulting thread's node). Returns how many of [f, f + n) are backed, a multiple
- * of CHUNK; the rest is given back to the allocator.
+ * of CHUNK; the rest is given back to the allocator. Small frames: all of them (the
+ * first touch backs them, on the node the file's policy names).
  */
 static uint64_t huge_back(struct pool *p, uint64_t f, uint64_t n)
 {
 	uint64_t done = 0;
 
-	if (!p->huge)
+	if (!pool_frame_huge(p, f))
 		return n;
 	/* chunk by chunk: a partial failure keeps what was backed */
 	while (done < n && !pool_populate(p, f + done, CHUNK))
@@ -252,10 +337,10 @@ static uint64_t huge_back(struct pool *p, uint64_t f, uint64_t n)
 	return done;
 }
 
-/* A huge pool's request in whole 2 MiB frames: @n rounded down, @align up. */
-static void huge_round(const struct pool *p, uint64_t *n, uint64_t *align)
+/* A request in whole 2 MiB frames when @pt is huge: @n rounded down, @align up. */
+static void huge_round(struct part pt, uint64_t *n, uint64_t *align)
 {
-	if (!p->huge)
+	if (!pt.huge)
 		return;
 	*n &= ~(uint64_t)(CHUNK - 1);
 	if (*align < CHUNK)
@@ -263,14 +348,22 @@ static void huge_round(const struct pool *p, uint64_t *n, uint64_t *align)
 	*align = (*align + CHUNK - 1) & ~(uint64_t)(CHUNK - 1);
 }
 
-int pool_alloc(struct pool *p, uint64_t n, uint64_t align, uint64_t *first)
+/* Only huge-part allocations move the next-fit hint: the small part is searched from
+ * its start (it holds two chunks). */
+static void hint_after(struct pool *p, struct part pt, uint64_t f, uint64_t n)
+{
+	if (pt.huge || !p->huge)
+		p->hint = (f + n) / CHUNK;
+}
+
+static int alloc_part(struct pool *p, struct part pt, uint64_t n, uint64_t align, uint64_t *first)
 {
 	uint64_t f = 0, got;
 
-	if (p->huge && n % CHUNK)
+	if (pt.huge && n % CHUNK)
 		return -EINVAL;
-	huge_round(p, &n, &align);
-	if (!n || n > p->nr_free || find(p, n, align, &f) < n)
+	huge_round(pt, &n, &align);
+	if (!n || n > p->nr_free || find(p, pt, n, align, &f) < n)
 		return -ENOMEM;
 	mark(p, f, n, true);
 	got = huge_back(p, f, n);
@@ -281,20 +374,21 @@ int pool_alloc(struct pool *p, uint64_t n, uint64_t align, uint64_t *first)
 		}
 		return -ENOMEM;
 	}
-	p->hint = (f + n) / CHUNK;
+	hint_after(p, pt, f, n);
 	*first = f;
 	return 0;
 }
 
-uint64_t pool_alloc_upto(struct pool *p, uint64_t max, uint64_t align, uint64_t *first)
+static uint64_t alloc_part_upto(struct pool *p, struct part pt, uint64_t max, uint64_t align,
+				uint64_t *first)
 {
 	uint64_t f = 0, n;
 
-	huge_round(p, &max, &align);
+	huge_round(pt, &max, &align);
 	if (!max || !p->nr_free)
 		return 0;
-	n = find(p, max, align, &f);
-	if (p->huge)
+	n = find(p, pt, max, align, &f);
+	if (pt.huge)
 		n &= ~(uint64_t)(CHUNK - 1);
 	if (!n)
 		return 0;
@@ -302,21 +396,42 @@ uint64_t pool_alloc_upto(struct pool *p, uint64_t max, uint64_t align, uint64_t 
 	n = huge_back(p, f, n);
 	if (!n)
 		return 0;
-	p->hint = (f + n) / CHUNK;
+	hint_after(p, pt, f, n);
 	*first = f;
 	return n;
 }
 
+int pool_alloc(struct pool *p, uint64_t n, uint64_t align, uint64_t *first)
+{
+	return alloc_part(p, part_of(p, false), n, align, first);
+}
+
+uint64_t pool_alloc_upto(struct pool *p, uint64_t max, uint64_t align, uint64_t *first)
+{
+	return alloc_part_upto(p, part_of(p, false), max, align, first);
+}
+
+int pool_alloc_small(struct pool *p, uint64_t n, uint64_t align, uint64_t *first)
+{
+	return alloc_part(p, part_of(p, true), n, align, first);
+}
+
+uint64_t pool_alloc_small_upto(struct pool *p, uint64_t max, uint64_t align, uint64_t *first)
+{
+	return alloc_part_upto(p, part_of(p, true), max, align, first);
+}
+
 uint64_t pool_alloc_at(struct pool *p, uint64_t first, uint64_t n)
 {
+	struct part pt = part_of(p, !pool_frame_huge(p, first));
 	uint64_t got;
 
-	if (first >= p->nr_frames || (p->huge && first % CHUNK))
+	if (first >= p->nr_frames || (pt.huge && first % CHUNK))
 		return 0;
-	if (p->huge)
+	if (pt.huge)
 		n &= ~(uint64_t)(CHUNK - 1);
-	got = free_run(p, first, n);
-	if (p->huge)
+	got = free_run(p, first, n, pt.hi);
+	if (pt.huge)
 		got &= ~(uint64_t)(CHUNK - 1);
 	if (got) {
 		mark(p, first, got, true);
@@ -333,13 +448,44 @@ void pool_free(struct pool *p, uint64_t first, uint64_t n)
 		p->hint = first / CHUNK;
 }
 
-uint64_t pool_resident_bytes(const struct pool *p)
+uint64_t pool_small_used_frames(const struct pool *p)
+{
+	uint64_t n = 0;
+
+	for (uint64_t c = p->huge_frames / CHUNK; c < p->nr_frames / CHUNK; c++)
+		n += CHUNK - p->chunk_free[c];
+	return n;
+}
+
+int pool_file_span(const struct pool *p, uint64_t first, uint64_t *n, uint64_t *off)
+{
+	if (p->small_fd < 0 || first < p->huge_frames) {
+		if (p->small_fd >= 0 && first + *n > p->huge_frames)
+			*n = p->huge_frames - first;
+		*off = first << POOL_FRAME_SHIFT;
+		return p->fd;
+	}
+	*off = (first - p->huge_frames) << POOL_FRAME_SHIFT;
+	return p->small_fd;
+}
+
+static uint64_t file_resident(int fd)
 {
 	struct stat st;
 
-	if (p->fd < 0 || fstat(p->fd, &st) < 0)
+	if (fd < 0 || fstat(fd, &st) < 0)
 		return 0;
 	return (uint64_t)st.st_blocks * 512;
+}
+
+uint64_t pool_resident_bytes(const struct pool *p)
+{
+	return file_resident(p->fd) + file_resident(p->small_fd);
+}
+
+uint64_t pool_small_resident_bytes(const struct pool *p)
+{
+	return p->huge ? file_resident(p->small_fd) : file_resident(p->fd);
 }
 
 #ifndef MADV_POPULATE_WRITE
@@ -356,9 +502,16 @@ int pool_populate(struct pool *p, uint64_t first, uint64_t n)
 
 int pool_punch_uncounted(const struct pool *p, uint64_t first, uint64_t n)
 {
-	if (fallocate(p->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-		      (off_t)(first << POOL_FRAME_SHIFT), (off_t)(n << POOL_FRAME_SHIFT)) < 0)
-		return -errno;
+	while (n) { /* one call per file the run reaches */
+		uint64_t k = n, off;
+		int fd = pool_file_span(p, first, &k, &off);
+
+		if (fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off,
+			      (off_t)(k << POOL_FRAME_SHIFT)) < 0)
+			return -errno;
+		first += k;
+		n -= k;
+	}
 	return 0;
 }
 
@@ -379,7 +532,15 @@ int pool_punch(struct pool *p, uint64_t first, uint64_t n)
 
 bool pool_has_data(const struct pool *p, uint64_t first, uint64_t n)
 {
-	off_t off = (off_t)(first << POOL_FRAME_SHIFT), d = lseek(p->fd, off, SEEK_DATA);
+	while (n) {
+		uint64_t k = n, o;
+		int fd = pool_file_span(p, first, &k, &o);
+		off_t off = (off_t)o, d = lseek(fd, off, SEEK_DATA);
 
-	return d < 0 ? errno != ENXIO : d < off + (off_t)(n << POOL_FRAME_SHIFT);
+		if (d < 0 ? errno != ENXIO : d < off + (off_t)(k << POOL_FRAME_SHIFT))
+			return true;
+		first += k;
+		n -= k;
+	}
+	return false;
 }

@@ -10,6 +10,15 @@
  * allocated (MADV_POPULATE_WRITE through the pool's own, node-bound mapping), so running
  * out of the host's huge pages is an allocation failure, never a fault in the guest.
  *
+ * A huge pool may also have a *small part* (POOL_SMALL_PART): POOL_SMALL_FRAMES 4 KiB
+ * frames after its huge ones, [huge_frames, nr_frames), on a second, ordinary memfd bound
+ * to the same node, for the one 2 MiB window of guest RAM a huge page cannot back (under
+ * the proc accelerator the alias starts at vm.mmap_min_addr, not at a 2 MiB boundary).
+ * Frame numbers, the pool's own mapping and the map's output addresses run across both
+ * parts as one; only the file behind a frame differs (pool_file_span()). The plain
+ * allocation calls never hand out small-part frames; the _small calls hand out only
+ * those (on a pool without huge pages, its frames are all small: the calls are the same).
+ *
  * Locking: none; the owner (mm) serialises.
  */
 #ifndef S2VM_MM_POOL_H
@@ -29,10 +38,13 @@ struct pool {
 	unsigned node; /* host node as named on the command line */
 	int bound_node; /* real node the pages are bound to, -1 if unbound (no NUMA) */
 	bool emulated; /* @node does not exist on this host */
-	bool huge; /* hugetlbfs, 2 MiB pages: frames go in whole 2 MiB units */
-	int fd; /* memfd, sized to the capacity (sparse) */
-	unsigned char *base; /* the pool's own shared mapping of the whole memfd */
+	bool huge; /* hugetlbfs, 2 MiB pages: frames [0, huge_frames) go in whole 2 MiB units */
+	int fd; /* memfd of [0, huge_frames) on a huge pool, of every frame otherwise (sparse) */
+	int small_fd; /* memfd of a huge pool's small part [huge_frames, nr_frames), or -1 */
+	unsigned char *base; /* the pool's own shared mapping of every frame (both memfds) */
 	uint64_t nr_frames; /* capacity in 4 KiB frames, a multiple of 512 */
+	uint64_t huge_frames; /* frames on 2 MiB pages: nr_frames, less a small part; 0 if
+			       * not huge */
 	uint64_t nr_free;
 	uint64_t *bitmap; /* bit set: frame in use */
 	uint16_t *chunk_free; /* free frames in each 2 MiB chunk, 0..512 */
@@ -51,6 +63,11 @@ uint64_t pool_node_bytes(unsigned node);
 #define POOL_FAIL_MEMFD 1u /* fault injection: memfd_create fails with ENOMEM */
 #define POOL_FAIL_MBIND 2u /* fault injection: mbind fails with ENOMEM */
 #define POOL_HUGETLB 4u /* back the pool with 2 MiB huge pages */
+#define POOL_SMALL_PART 8u /* with POOL_HUGETLB: add a small part of 4 KiB frames */
+
+/* Frames of a small part: one 2 MiB window of guest RAM, and room for a second while
+ * the first is queued behind a migration's generation (freed later). */
+#define POOL_SMALL_FRAMES (2 * POOL_HUGE_FRAMES)
 
 /* Free 2 MiB huge pages on host node @node (the whole host's without NUMA), and the
  * sysfs file that sets how many there are, for error messages. */
@@ -60,7 +77,9 @@ uint64_t pool_huge_free(int node, char *nr_file, size_t len);
  * Create a pool for host node @node holding up to @bytes (rounded down to 2 MiB).
  * @flags: POOL_HUGETLB for huge pages (the capacity is then also limited to the huge
  * pages free on the bound node now, and none free is an error naming the sysfs file to
- * raise); POOL_FAIL_* (tests) make those host calls fail instead of being made.
+ * raise), with POOL_SMALL_PART also POOL_SMALL_FRAMES small frames after the huge ones
+ * (not counted in @bytes); POOL_FAIL_* (tests) make those host calls fail instead of
+ * being made.
  * Returns 0, or -errno with @err (of @errlen bytes) naming the failed step; nothing is
  * left behind.
  */
@@ -79,10 +98,27 @@ int pool_alloc(struct pool *p, uint64_t n, uint64_t align, uint64_t *first)
  * frames (0 if none), *@first its start. */
 uint64_t pool_alloc_upto(struct pool *p, uint64_t max, uint64_t align, uint64_t *first);
 
+/* The same two calls for small frames: a huge pool's small part only (nothing if it has
+ * none), any frame of a pool without huge pages; 4 KiB granularity, @align as asked. */
+int pool_alloc_small(struct pool *p, uint64_t n, uint64_t align, uint64_t *first)
+	__attribute__((warn_unused_result));
+uint64_t pool_alloc_small_upto(struct pool *p, uint64_t max, uint64_t align, uint64_t *first);
+
 /* Allocate the free frames from exactly @first on, at most @n, stopping at the first used
- * one (a huge pool: whole 2 MiB frames from a 2 MiB boundary). Returns how many (0 if
- * @first is used or out of range). */
+ * one and at the end of @first's part (a huge frame: whole 2 MiB frames from a 2 MiB
+ * boundary). Returns how many (0 if @first is used or out of range). */
 uint64_t pool_alloc_at(struct pool *p, uint64_t first, uint64_t n);
+
+/* Is frame @f on a 2 MiB huge page (whole frames only: no 4 KiB map, punch or free)? */
+static inline bool pool_frame_huge(const struct pool *p, uint64_t f)
+{
+	return f < p->huge_frames;
+}
+
+/* The file behind frame @first: returns its descriptor, sets *@off to @first's byte
+ * offset in it and returns in *@n how many of @n frames from @first it holds (a run
+ * may not cross from the huge part into the small part). */
+int pool_file_span(const struct pool *p, uint64_t first, uint64_t *n, uint64_t *off);
 
 /* Free [@first, @first + @n). Every frame must be allocated. */
 void pool_free(struct pool *p, uint64_t first, uint64_t n);
@@ -94,6 +130,10 @@ static inline bool pool_frame_used(const struct pool *p, uint64_t f)
 
 /* Bytes the host has actually backed in this pool (pages touched, not punched). */
 uint64_t pool_resident_bytes(const struct pool *p);
+/* Of those, the bytes on 4 KiB pages: a huge pool's small part, or all of a small pool. */
+uint64_t pool_small_resident_bytes(const struct pool *p);
+/* Frames in use on 4 KiB pages: in a huge pool's small part, or all of a small pool's. */
+uint64_t pool_small_used_frames(const struct pool *p);
 
 /* Allocate and map frames' memory now (MADV_POPULATE_WRITE), instead of one page fault
  * per 4 KiB on first touch. Returns 0 or -errno (then the first touch does it). */

@@ -38,7 +38,7 @@ int inject_parse(const char *s, struct mm_inject *out, struct s2_err *e)
 		if (c == MM_CALL_NR)
 			return s2_err_set(e, -EINVAL,
 					  "S2VM_INJECT: unknown call '%s' (mmap, mprotect, fallocate, "
-					  "memfd_create, mbind, table)",
+					  "memfd_create, mbind, table, frame)",
 					  kv);
 		{
 			double rate = strtod(val, &end);

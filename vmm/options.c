@@ -135,6 +135,8 @@ void run_opts_usage(FILE *f)
 		"                       per guest node: --numa ...,hugepages=on). The host must\n"
 		"                       have them free on each node used: see\n"
 		"                       /sys/devices/system/node/nodeN/hugepages/\n"
+		"                       Under --accel proc the first 2 MiB stays on 4 KiB\n"
+		"                       pages (guest RAM starts at vm.mmap_min_addr there)\n"
 		"      --migrate-copy-threads N\n"
 		"                       threads copying large migration batches (default 0:\n"
 		"                       one per CPU this process may use, at most 8; 1: copy\n"

@@ -297,6 +297,16 @@ static json_object *stats_json(struct vm *vm)
 		json_object_object_add(h, "returned_bytes",
 				       json_object_new_uint64(pl->punched_frames << 12));
 		json_object_object_add(h, "punch_calls", json_object_new_uint64(pl->punch_calls));
+		/* what is on 4 KiB pages: all of a small pool; of a huge pool, its small
+		 * part (the window a huge page cannot back, mm_gpa_small()) */
+		json_object_object_add(h, "huge_pages", json_object_new_boolean(pl->huge));
+		json_object_object_add(
+			h, "small_capacity_bytes",
+			json_object_new_uint64((pl->nr_frames - pl->huge_frames) << 12));
+		json_object_object_add(h, "small_used_bytes",
+				       json_object_new_uint64(pool_small_used_frames(pl) << 12));
+		json_object_object_add(h, "small_resident_bytes",
+				       json_object_new_uint64(pool_small_resident_bytes(pl)));
 		json_object_array_add(hosts, h);
 	}
 	for (unsigned i = 0; i < mm->cfg.nr_nodes; i++) {
@@ -320,6 +330,16 @@ static json_object *stats_json(struct vm *vm)
 	}
 	json_object_object_add(mem, "host_nodes", hosts);
 	json_object_object_add(mem, "guest_nodes", gnodes);
+	if (mm->has_huge && mm_cfg_small_window(&mm->cfg)) {
+		json_object *sw = json_object_new_object();
+		gpa_t w = mm->cfg.alias_floor & ~(MM_SMALL_WINDOW - 1);
+
+		json_object_object_add(sw, "gpa_start", json_object_new_uint64(w));
+		json_object_object_add(sw, "gpa_end", json_object_new_uint64(w + MM_SMALL_WINDOW));
+		json_object_object_add(sw, "alias_floor",
+				       json_object_new_uint64(mm->cfg.alias_floor));
+		json_object_object_add(mem, "small_page_window", sw);
+	}
 	json_object_object_add(mem, "frame_table_bytes",
 			       json_object_new_uint64(frame_table_bytes(&mm->ft)));
 	json_object_object_add(mem, "frame_table_resident_bytes",
@@ -374,6 +394,7 @@ static json_object *stats_json(struct vm *vm)
 		ADD("huge_frames", ms->huge_frames);
 		ADD("huge_extra_pages", ms->huge_extra_pages);
 		ADD("huge_refused_pages", ms->huge_refused_pages);
+		ADD("small_window_pages", ms->small_window_pages);
 		ADD("windows_promoted", ms->windows_promoted);
 		ADD("promoted_pages", ms->promoted_pages);
 		ADD("parallel_copies", ms->parallel_copies);
@@ -464,14 +485,35 @@ static void stats_render(struct vm *vm, enum run_stats_mode mode, FILE *f)
 	json_object_object_get_ex(o, "guest", &g);
 	json_object_object_get_ex(o, "vmm", &v);
 	fprintf(f, "s2vm stats\n");
-	fprintf(f, "  host node  kind      bound  used MiB  free MiB  frames used  resident MiB\n");
+	fprintf(f, "  host node  kind      bound  used MiB  free MiB  frames used  resident MiB"
+		   "  pages\n");
 	for (unsigned i = 0; i < mm->nr_pools; i++) {
 		const struct pool *p = &mm->pools[i];
 
-		fprintf(f, "  %9u  %-8s  %5d  %8.0f  %8.0f  %11" PRIu64 "  %12.1f\n", p->node,
+		fprintf(f, "  %9u  %-8s  %5d  %8.0f  %8.0f  %11" PRIu64 "  %12.1f  %5s\n", p->node,
 			p->emulated ? "emulated" : "real", p->bound_node,
 			MIB((p->nr_frames - p->nr_free) << 12), MIB(p->nr_free << 12),
-			p->nr_frames - p->nr_free, MIB(pool_resident_bytes(p)));
+			p->nr_frames - p->nr_free, MIB(pool_resident_bytes(p)),
+			p->huge ? "2M" : "4K");
+	}
+	if (mm->has_huge && mm_cfg_small_window(&mm->cfg)) {
+		gpa_t w = mm->cfg.alias_floor & ~(MM_SMALL_WINDOW - 1);
+		char where[128] = "";
+		size_t len = 0;
+
+		for (unsigned k = 0; k < mm->nr_pools; k++) {
+			uint64_t used = pool_small_used_frames(&mm->pools[k]);
+
+			if (mm->pools[k].huge && used)
+				len += (size_t)snprintf(where + len, sizeof(where) - len,
+							"%s%u:%.1f", len ? " " : "",
+							mm->pools[k].node, MIB(used << 12));
+		}
+		fprintf(f, "  small pages        GPA [%#" PRIx64 ", %#" PRIx64 ") on 4 KiB pages "
+			   "(the alias starts at %#" PRIx64 ": no 2 MiB page there); on huge "
+			   "pools' small parts, MiB: %s; %" PRIu64 " of its pages migrated\n",
+			(uint64_t)w, (uint64_t)(w + MM_SMALL_WINDOW), (uint64_t)mm->cfg.alias_floor,
+			len ? where : "none", mm->mig.small_window_pages);
 	}
 	fprintf(f, "  guest node  GPA range                      policy      MiB on host nodes now\n");
 	for (unsigned i = 0; i < mm->cfg.nr_nodes; i++) {

@@ -34,6 +34,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "mm/discard.h"
 #include "mm/migrate.h"
 #include "mm/mm.h"
 #include "tests/unit/unit.h"
@@ -1335,6 +1336,242 @@ static void test_table_fail(void)
 	free(back);
 }
 
+/* ---- frame-table record pages that cannot be allocated (MM_CALL_FRAME) ---- */
+
+/* Where every page's frame is, by the frame table and by the map. */
+struct where {
+	uint64_t pfn; /* frame table: frame in its pool */
+	unsigned pool, flags;
+	unsigned map_pool; /* the map */
+	uint64_t map_pfn;
+};
+
+static void where_snapshot(struct mm *mm, struct where *w)
+{
+	for (gpa_t g = 0; g < mm->cfg.mem_size; g += PAGE) {
+		const struct frame *f = frame_lookup(&mm->ft, g, &w->pfn);
+		uint64_t off = 0;
+
+		w->pool = f ? frame_pool(f) : ~0u;
+		w->flags = f ? frame_flags(f) : ~0u;
+		if (mm_gpa_backing(mm, g, &w->map_pool, &off))
+			w->map_pool = ~0u;
+		w->map_pfn = off / PAGE;
+		w++;
+	}
+}
+
+/* Frame table and map name the same frame for every page, and no page is left marked. */
+static bool where_agrees(const struct mm *mm, const struct where *w)
+{
+	for (uint64_t i = 0; i < mm->cfg.mem_size / PAGE; i++)
+		if (w[i].pool != w[i].map_pool || w[i].pfn != w[i].map_pfn ||
+		    (w[i].flags & FRAME_MIGRATING) || !(w[i].flags & FRAME_PRESENT))
+			return false;
+	return true;
+}
+
+/* Frames in use in every pool, after the deferred frees: exactly guest RAM's. */
+static uint64_t frames_used(struct mm *mm)
+{
+	uint64_t n = 0;
+
+	pthread_mutex_lock(&mm->lock);
+	mm_flush_and_free(mm);
+	pthread_mutex_unlock(&mm->lock);
+	for (unsigned p = 0; p < mm->nr_pools; p++)
+		n += mm->pools[p].nr_frames - mm->pools[p].nr_free;
+	return n;
+}
+
+/*
+ * A frame-table restore that cannot allocate its record pages (S2VM_INJECT=frame=1):
+ * a partial migration of an optimised chunk fails with -ENOMEM before anything changes
+ * (map, frame table, its resident pages, pool frames, data), counted as injected and as
+ * restore_enomem; a discard that must re-home part of an optimised chunk punches in
+ * place instead. Without injection the same migration goes through.
+ */
+static void test_frame_fail(void)
+{
+	struct mm_config c = two_nodes();
+	struct mig_range r = { .gpa = BLOCK + 5 * PAGE, .len = 3 * PAGE };
+	struct mig_range chunk2 = { .gpa = 2 * BLOCK, .len = BLOCK };
+	struct mig_range one = { .gpa = 2 * BLOCK + 7 * PAGE, .len = PAGE };
+	uint64_t pages = c.mem_size / PAGE, x = unit_seed(0x6672616d65), res_bytes, used;
+	unsigned char *data = malloc(c.mem_size), *back = malloc(c.mem_size);
+	struct where *w0 = calloc(pages, sizeof(*w0)), *w1 = calloc(pages, sizeof(*w1));
+	struct frame_table_stats st0, st1;
+	struct discard_result dr = { 0 };
+	struct mig_result res;
+	struct mm mm;
+
+	CU_ASSERT_FATAL(data && back && w0 && w1);
+	CU_ASSERT_EQUAL_FATAL(mm_create(&mm, &c), 0);
+	fill(&x, data, c.mem_size);
+	CU_ASSERT_EQUAL_FATAL(mm_guest_write(&mm, 0, data, c.mem_size), 0);
+	used = frames_used(&mm);
+	CU_ASSERT_EQUAL(used, pages);
+	where_snapshot(&mm, w0);
+	CU_ASSERT(where_agrees(&mm, w0));
+	frame_table_get_stats(&mm.ft, &st0);
+	res_bytes = frame_table_resident_bytes(&mm.ft);
+	CU_ASSERT_EQUAL(st0.runs_private, 0); /* every chunk one frame run: optimised */
+
+	mm.cfg.inject.per_million[MM_CALL_FRAME] = 1000000;
+	CU_ASSERT_EQUAL(mm_migrate(&mm, &r, 1, 1, &res), -ENOMEM);
+	CU_ASSERT_EQUAL(res.pages, 0);
+	CU_ASSERT_EQUAL(res.aborted, 3);
+	CU_ASSERT_EQUAL(mm.injected[MM_CALL_FRAME], 1);
+	CU_ASSERT_FALSE(mm.fatal);
+	frame_table_get_stats(&mm.ft, &st1);
+	CU_ASSERT_EQUAL(st1.restore_enomem, st0.restore_enomem + 1);
+	CU_ASSERT_EQUAL(st1.restores, st0.restores);
+	CU_ASSERT_EQUAL(st1.runs_private, 0);
+	CU_ASSERT_EQUAL(frame_table_resident_bytes(&mm.ft), res_bytes);
+	where_snapshot(&mm, w1);
+	CU_ASSERT_EQUAL(memcmp(w0, w1, pages * sizeof(*w0)), 0); /* nothing moved or marked */
+	CU_ASSERT_EQUAL(frames_used(&mm), used); /* the destination frames went back */
+	CU_ASSERT_EQUAL(mm_guest_read(&mm, 0, back, c.mem_size), 0);
+	CU_ASSERT_EQUAL(memcmp(back, data, c.mem_size), 0);
+	CU_ASSERT_EQUAL(memcmp(mm_alias_at(&mm, 0), data, c.mem_size), 0);
+	((unsigned char *)mm_alias_at(&mm, r.gpa))[1] ^= 0x5a; /* writable again */
+	data[r.gpa + 1] ^= 0x5a;
+	CU_ASSERT_EQUAL(mm_guest_read(&mm, r.gpa, back, 2), 0);
+	CU_ASSERT_EQUAL(back[1], data[r.gpa + 1]);
+
+	/* a whole chunk needs no records: it moves even now */
+	CU_ASSERT_EQUAL(mm_migrate(&mm, &chunk2, 1, 1, &res), 0);
+	CU_ASSERT_EQUAL(res.pages, BLOCK / PAGE);
+	CU_ASSERT_EQUAL(mm.injected[MM_CALL_FRAME], 1);
+	/* one page of it discarded: node 0's policy would re-home it to pool 0, which
+	 * splits the chunk; without record pages it is punched where it is instead */
+	CU_ASSERT_EQUAL(mm_discard(&mm, &one, 1, 0, &dr), 0);
+	CU_ASSERT_EQUAL(dr.pages, 1);
+	CU_ASSERT_EQUAL(dr.rehomed, 0);
+	CU_ASSERT_EQUAL(mm.injected[MM_CALL_FRAME], 2);
+	memset(data + one.gpa, 0, PAGE);
+	CU_ASSERT_EQUAL(mm_guest_read(&mm, 0, back, c.mem_size), 0);
+	CU_ASSERT_EQUAL(memcmp(back, data, c.mem_size), 0);
+	CU_ASSERT_EQUAL(memcmp(mm_alias_at(&mm, 0), data, c.mem_size), 0);
+	where_snapshot(&mm, w1);
+	CU_ASSERT(where_agrees(&mm, w1));
+	for (gpa_t g = chunk2.gpa; g < chunk2.gpa + BLOCK; g += PAGE)
+		CU_ASSERT_EQUAL(w1[g / PAGE].pool, 1);
+	frame_table_get_stats(&mm.ft, &st1);
+	CU_ASSERT_EQUAL(st1.restore_enomem, st0.restore_enomem + 2);
+	CU_ASSERT_EQUAL(st1.runs_private, 0);
+
+	/* with record pages again, the refused move goes through and splits its chunk */
+	mm.cfg.inject.per_million[MM_CALL_FRAME] = 0;
+	CU_ASSERT_EQUAL(mm_migrate(&mm, &r, 1, 1, &res), 0);
+	CU_ASSERT_EQUAL(res.pages, 3);
+	CU_ASSERT_EQUAL(mm_gpa_node(&mm, r.gpa), 1);
+	frame_table_get_stats(&mm.ft, &st1);
+	CU_ASSERT(st1.restores > st0.restores);
+	CU_ASSERT_EQUAL(memcmp(mm_alias_at(&mm, 0), data, c.mem_size), 0);
+	CU_ASSERT_EQUAL(frames_used(&mm), used);
+	mm_destroy(&mm);
+	free(w0);
+	free(w1);
+	free(data);
+	free(back);
+}
+
+/*
+ * Half of all record-page allocations fail (frame=0.5) while random partial migrations
+ * split chunks and whole-chunk moves there and back re-form them (no grace period: each
+ * re-formed chunk is optimised at once, so it needs a restore again). After every call: data intact
+ * through mm_guest_read and the alias, map and frame table agree, nothing left marked;
+ * a refused call moved nothing of what it asked (-ENOMEM, all aborted). At the end both
+ * outcomes happened, every injected failure is a counted restore_enomem, and the pools
+ * hold exactly guest RAM's frames.
+ */
+static void test_frame_fail_random(void)
+{
+	struct mm_config c = two_nodes();
+	uint64_t pages = c.mem_size / PAGE, x = unit_seed(0x6672616d32), moved = 0, refused = 0;
+	unsigned char *data = malloc(c.mem_size), *back = malloc(c.mem_size);
+	struct where *w = calloc(pages, sizeof(*w)), *w0 = calloc(pages, sizeof(*w0));
+	struct frame_table_stats st;
+	struct mig_result res;
+	struct mm mm;
+	bool ok = true;
+
+	CU_ASSERT_FATAL(data && back && w && w0);
+	c.inject.seed = x;
+	c.inject.per_million[MM_CALL_FRAME] = 500000;
+	CU_ASSERT_EQUAL_FATAL(mm_create(&mm, &c), 0);
+	mm.ft.grace_ns = 0;
+	fill(&x, data, c.mem_size);
+	CU_ASSERT_EQUAL_FATAL(mm_guest_write(&mm, 0, data, c.mem_size), 0);
+	for (unsigned it = 0; it < 400 && ok; it++) {
+		struct mig_range r;
+		unsigned node = (unsigned)(rnd(&x) % 2);
+		int ret;
+
+		if (it % 2) { /* a whole chunk: re-formed on the target */
+			r.gpa = rnd(&x) % (c.mem_size / BLOCK) * BLOCK;
+			r.len = BLOCK;
+		} else {
+			r.gpa = rnd(&x) % pages * PAGE;
+			r.len = (1 + rnd(&x) % 40) * PAGE;
+			if (r.len > c.mem_size - r.gpa)
+				r.len = c.mem_size - r.gpa;
+		}
+		where_snapshot(&mm, w0);
+		ret = mm_migrate(&mm, &r, 1, node, &res);
+		if (it % 2 && !ret) { /* and back whole: one source run, re-formed */
+			moved += res.pages;
+			where_snapshot(&mm, w0);
+			ret = mm_migrate(&mm, &r, 1, node ^ 1, &res);
+		}
+		where_snapshot(&mm, w);
+		if (ret == -ENOMEM) {
+			refused++;
+			/* refused before the point of no return: nothing of it moved */
+			for (gpa_t g = r.gpa; g < r.gpa + r.len; g += PAGE)
+				ok &= w[g / PAGE].pool == w0[g / PAGE].pool &&
+				      w[g / PAGE].pfn == w0[g / PAGE].pfn;
+			ok &= res.pages == 0;
+		} else {
+			ok &= ret == 0;
+			moved += res.pages;
+		}
+		ok &= where_agrees(&mm, w);
+		ok &= mm_guest_read(&mm, 0, back, c.mem_size) == 0 &&
+		      memcmp(back, data, c.mem_size) == 0;
+		ok &= memcmp(mm_alias_at(&mm, 0), data, c.mem_size) == 0;
+		ok &= !mm.fatal;
+		if (!ok)
+			fprintf(stderr, "\n  iteration %u: [%#llx, +%#llx) to %u: %d\n", it,
+				(unsigned long long)r.gpa, (unsigned long long)r.len, node, ret);
+		/* a vCPU-like write through the alias, where it is writable (eager: all) */
+		if (ok) {
+			gpa_t g = rnd(&x) % c.mem_size & ~7ull;
+			uint64_t v = rnd(&x);
+
+			memcpy((unsigned char *)mm_alias_at(&mm, g), &v, 8);
+			memcpy(data + g, &v, 8);
+		}
+	}
+	CU_ASSERT(ok);
+	CU_ASSERT(refused > 0);
+	CU_ASSERT(moved > 0);
+	frame_table_get_stats(&mm.ft, &st);
+	CU_ASSERT(mm.injected[MM_CALL_FRAME] >= refused);
+	CU_ASSERT_EQUAL(st.restore_enomem, mm.injected[MM_CALL_FRAME]);
+	CU_ASSERT(st.restores > 0);
+	CU_ASSERT_EQUAL(frames_used(&mm), pages);
+	printf("\n    %llu pages moved, %llu calls refused, %llu record allocations failed, "
+	       "%llu restores ", (unsigned long long)moved, (unsigned long long)refused,
+	       (unsigned long long)mm.injected[MM_CALL_FRAME], (unsigned long long)st.restores);
+	mm_destroy(&mm);
+	free(w);
+	free(w0);
+	free(data);
+	free(back);
+}
+
 static void test_summary(void)
 {
 	printf("\n    total: %llu pages migrated in %llu calls, %llu aborted; injected mmap %llu, "
@@ -1360,6 +1597,8 @@ static CU_TestInfo tests[] = {
 	{ "memfd_create or mbind fails: mm_create says so", test_memfd_fail },
 	{ "scattered moves stop at the mapping budget", test_map_budget },
 	{ "a table page that cannot be allocated", test_table_fail },
+	{ "frame-table record pages that cannot be allocated", test_frame_fail },
+	{ "half the record-page allocations fail, random moves", test_frame_fail_random },
 	{ "at least 10^6 pages migrated", test_summary },
 	CU_TEST_INFO_NULL,
 };
