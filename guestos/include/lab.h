@@ -65,10 +65,11 @@ struct lab {
  * printing why) for a bad value. */
 int lab_start(struct lab *l, const char *workload, int argc, char **argv);
 
-/* The sample=N argument (time every N-th operation alone): a power of two from 1 to
- * @max, or *@sample unchanged when absent. Returns 0, or -1 after saying why. */
-int lab_arg_sample(const char *workload, int argc, char **argv, uint64_t max,
-		   uint64_t *sample);
+/* The argument @key=N (sample=: time every N-th operation alone; chunk=: time every chunk
+ * of N): a power of two from @lo to @hi, or *@v unchanged when absent. Returns 0, or -1
+ * after saying why. */
+int lab_arg_pow2(const char *workload, int argc, char **argv, const char *key, uint64_t lo,
+		 uint64_t hi, uint64_t *v);
 
 /* A (TSC, host ns) pair: rdtsc on both sides of an S2_HC_CLOCK_NS call, TSC midpoint;
  * the tightest bracket of 5 tries. */

@@ -103,20 +103,20 @@ int lab_start(struct lab *l, const char *workload, int argc, char **argv)
 	return 0;
 }
 
-int lab_arg_sample(const char *workload, int argc, char **argv, uint64_t max,
-		   uint64_t *sample)
+int lab_arg_pow2(const char *workload, int argc, char **argv, const char *key, uint64_t lo,
+		 uint64_t hi, uint64_t *v)
 {
-	const char *a = g_arg(argc, argv, "sample");
-	uint64_t v;
+	const char *a = g_arg(argc, argv, key);
+	uint64_t n;
 
 	if (!a)
 		return 0;
-	if (g_parse_u64(a, &v) || !v || (v & (v - 1)) || v > max) {
-		g_printf("%s: sample=%s: expected a power of two from 1 to %u\n", workload, a,
-			 (unsigned)max);
+	if (g_parse_u64(a, &n) || n < lo || (n & (n - 1)) || n > hi) {
+		g_printf("%s: %s=%s: expected a power of two from %lu to %lu\n", workload, key, a,
+			 (unsigned long)lo, (unsigned long)hi);
 		return -1;
 	}
-	*sample = v;
+	*v = n;
 	return 0;
 }
 

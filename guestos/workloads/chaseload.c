@@ -46,7 +46,7 @@ int main(int argc, char **argv)
 		g_printf("chaseload: write=%s: expected 0 or 1\n", a);
 		return 2;
 	}
-	if (lab_arg_sample("chaseload", argc, argv, CHUNK, &sample))
+	if (lab_arg_pow2("chaseload", argc, argv, "sample", 1, CHUNK, &sample))
 		return 2;
 	if (lab_start(&lab, "chaseload", argc, argv))
 		return 2;

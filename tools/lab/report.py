@@ -354,8 +354,9 @@ def write_md(out, res, plots):
                           "baseline). Both clocks are the host's CLOCK_MONOTONIC.",
         "latency_cdf.png": "Latency CDFs (top) and tails (bottom, log-log), each arm merged "
                            "over its measured runs. 'op': single accesses, every N-th timed; "
-                           "'chunk256': every chunk of 256 accesses timed, so a stall always "
-                           "shows there.",
+                           "'chunk' (churnload, its chunk= accesses, default 1024) or "
+                           "'chunk256' (chaseload): every chunk of operations timed, so a "
+                           "stall always shows there.",
         "phases.png": "Migration time per migrated page by engine phase (median run per "
                       "arm; arms without migration are left out).",
         "ratio.png": "Ratio to the baseline per interleaved pair (phased: per run, each "
