@@ -78,7 +78,8 @@ void lab_cal_point(uint64_t *tsc, uint64_t *ns);
 /* TSC cycles in @ns nanoseconds, by the lab_start() estimate. */
 uint64_t lab_ns_to_tsc(const struct lab *l, uint64_t ns);
 
-/* The measured loop starts at TSC @tsc: window 0 begins there. */
+/* The measured loop starts at TSC @tsc: window 0 begins there (windows counted before,
+ * say by a warm-up, are dropped). */
 void lab_begin(struct lab *l, uint64_t tsc);
 
 /* The measured loop ended at TSC @tsc: takes the second calibration point. */

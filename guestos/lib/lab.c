@@ -127,6 +127,8 @@ uint64_t lab_ns_to_tsc(const struct lab *l, uint64_t ns)
 
 void lab_begin(struct lab *l, uint64_t tsc)
 {
+	memset(l->windows, 0, 8ull * l->nr_windows); /* a warm-up's ticks count in none */
+	l->nr_windows = 0;
 	l->begin_tsc = tsc;
 	l->win_lo = tsc - l->window_tsc; /* no window yet: the first tick takes the slow path */
 	l->win_ops = &l->win_sink;
