@@ -78,21 +78,6 @@ static void random_span(uint64_t *s, uint64_t size, gpa_t *gpa, uint64_t *len)
 	*len = l;
 }
 
-/* 0x10000, or vm.mmap_min_addr rounded up to a page if that is higher. */
-static uint64_t alias_floor(void)
-{
-	uint64_t min = 0;
-	FILE *f = fopen("/proc/sys/vm/mmap_min_addr", "r");
-
-	if (f) {
-		if (fscanf(f, "%" SCNu64, &min) != 1)
-			min = 0;
-		fclose(f);
-	}
-	min = (min + PAGE - 1) & ~(PAGE - 1);
-	return min > 0x10000 ? min : 0x10000;
-}
-
 /*
  * Bytes of [@lo, @hi) mapped in this process, per /proc/self/maps; *@all_match is
  * cleared if any of those mappings has permissions other than @perms ("rw?s": '?' is any).
@@ -150,7 +135,7 @@ static bool page_mapped(uintptr_t a)
 static bool at_gpa(struct mm_config *c, uint64_t extra)
 {
 	c->alias_at_gpa = true;
-	c->alias_floor = alias_floor();
+	c->alias_floor = unit_alias_floor();
 	c->alias_extra = extra;
 	if (!maps_free(c->alias_floor, c->mem_size + extra)) {
 		fprintf(stderr, "\n  [%#llx, %#llx) is already in use in this process\n",
@@ -471,7 +456,7 @@ static void test_at_gpa_bad_floor(void)
 	struct mm_config c = { .mem_size = 4 * MIB, .alias_at_gpa = true, .alias_extra = 0 };
 	struct mm mm;
 
-	c.alias_floor = alias_floor() + 1; /* not page aligned */
+	c.alias_floor = unit_alias_floor() + 1; /* not page aligned */
 	CU_ASSERT_EQUAL(mm_create(&mm, &c), -EINVAL);
 	mm_destroy(&mm);
 	c.alias_floor = c.mem_size; /* no RAM above it */

@@ -296,21 +296,6 @@ static void test_small_part(void)
 	CU_ASSERT_EQUAL(p.small_fd, -1);
 }
 
-/* 0x10000, or vm.mmap_min_addr rounded up to a page if that is higher (as unit-guestio). */
-static uint64_t floor_addr(void)
-{
-	uint64_t min = 0;
-	FILE *f = fopen("/proc/sys/vm/mmap_min_addr", "r");
-
-	if (f) {
-		if (fscanf(f, "%" SCNu64, &min) != 1)
-			min = 0;
-		fclose(f);
-	}
-	min = (min + PG - 1) & ~(PG - 1);
-	return min > 0x10000 ? min : 0x10000;
-}
-
 /* Which pool backs @g, and is it on that pool's small part? */
 static unsigned pool_small(struct mm *mm, gpa_t g, bool *small)
 {
@@ -356,7 +341,7 @@ static void small_count(struct mm *mm, uint64_t *small, uint64_t *used)
 static void test_proc_hugepages(void)
 {
 	struct mm_config c = { .mem_size = 8ull << 20, .nr_nodes = 2, .hugepages = true,
-			       .alias_at_gpa = true, .alias_floor = floor_addr() };
+			       .alias_at_gpa = true, .alias_floor = unit_alias_floor() };
 	uint64_t x = 0x736d616c6c, small, used, size;
 	struct mig_range all, r;
 	struct discard_result dr;
@@ -478,7 +463,7 @@ static void test_proc_hugepages(void)
 static void test_proc_node0_huge(void)
 {
 	struct mm_config c = { .mem_size = 8ull << 20, .nr_nodes = 2, .alias_at_gpa = true,
-			       .alias_floor = floor_addr() };
+			       .alias_floor = unit_alias_floor() };
 	struct mig_range w0 = { .gpa = 0, .len = MIB2 };
 	unsigned char *data = malloc(c.mem_size), *back = malloc(c.mem_size);
 	struct mig_result res;

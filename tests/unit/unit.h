@@ -5,8 +5,27 @@
 
 #include <CUnit/Basic.h>
 #include <CUnit/CUnit.h>
+#include <inttypes.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+
+/* The lowest GPA the process accelerator maps at host address == GPA: 0x10000, or
+ * vm.mmap_min_addr rounded up to a page if that is higher (as vmm/accel_proc.c), for
+ * tests that lay guest memory out as --accel proc does. */
+static inline uint64_t unit_alias_floor(void)
+{
+	uint64_t min = 0;
+	FILE *f = fopen("/proc/sys/vm/mmap_min_addr", "r");
+
+	if (f) {
+		if (fscanf(f, "%" SCNu64, &min) != 1)
+			min = 0;
+		fclose(f);
+	}
+	min = (min + 4095) & ~4095ull;
+	return min > 0x10000 ? min : 0x10000;
+}
 
 /* The seed of a randomized suite: $S2VM_SEED if set, else @fallback. Printed once so a
  * failure can be replayed with S2VM_SEED=... */
