@@ -18,7 +18,6 @@ static bool churn_wait_on(struct churn *c, struct timespec *next)
 	while (!atomic_load(&vm->stopping) && atomic_load(&vm->lab_phase) == VM_LAB_PHASE_OFF)
 		pthread_cond_wait(&vm->stop_cond, &vm->stop_lock);
 	pthread_mutex_unlock(&vm->stop_lock);
-	c->phase_waits++;
 	clock_gettime(CLOCK_REALTIME, next);
 	return vm_sleep_period(vm, next, c->ms / 2);
 }

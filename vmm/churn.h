@@ -15,7 +15,6 @@ struct churn {
 	unsigned nr_nodes;
 	gpa_t cursor;
 	uint64_t rounds, errors;
-	uint64_t phase_waits; /* off phases of a phased lab run waited out */
 	pthread_t thread;
 	bool started;
 };

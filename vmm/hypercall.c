@@ -214,7 +214,6 @@ static int64_t hc_lab_phase(struct vm *vm, const uint64_t *a)
 		return -EINVAL;
 	pthread_mutex_lock(&vm->stop_lock);
 	atomic_store(&vm->lab_phase, a[0] ? VM_LAB_PHASE_ON : VM_LAB_PHASE_OFF);
-	vm->lab_phase_calls++;
 	pthread_cond_broadcast(&vm->stop_cond);
 	pthread_mutex_unlock(&vm->stop_lock);
 	return 0;

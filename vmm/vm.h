@@ -99,7 +99,6 @@ struct vm {
 	/* S2_HC_LAB_PHASE: VM_LAB_PHASE_*, changed under stop_lock with stop_cond broadcast
 	 * (the churn thread waits there through off phases) */
 	atomic_int lab_phase;
-	uint64_t lab_phase_calls; /* under stop_lock */
 	/* Called by vm_run() once every vCPU thread exists (named vcpuN): the control
 	 * API answers vm.boot then. */
 	void (*on_started)(struct vm *vm, void *ctx);

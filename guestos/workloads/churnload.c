@@ -15,7 +15,7 @@
  * phases=churn|lab (lab.h): alternate off and on phases of phase_ms (default 500) in one
  * run. churn: the VMM's --churn runs only in on phases; the latency histograms of the off
  * phases are "op.off" and "chunk.off". lab: the off phases run the lab=0 loop (its
- * accesses still counted per 10 ms window, one division per 4096 accesses).
+ * accesses still counted per 10 ms window, one compare and add per 4096 accesses).
  */
 #include "guest.h"
 #include "lab.h"

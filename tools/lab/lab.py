@@ -266,13 +266,14 @@ def phased_metrics(g):
             len(ph) % 2 == 0:
         raise RuntimeError(f"expected an odd number (>= 3) of alternating phases, off "
                            f"first; the guest sent {len(ph)}")
-    rate = [p["ops"] / ((p["end_ns"] - p["start_ns"]) / 1e9) for p in ph]
-    pairs = [rate[i] / ((rate[i - 1] + rate[i + 1]) / 2) for i in range(1, len(ph), 2)]
-    off = sum(p["ops"] for p in ph if not p["on"]) / \
-        (sum(p["end_ns"] - p["start_ns"] for p in ph if not p["on"]) / 1e9)
-    on = sum(p["ops"] for p in ph if p["on"]) / \
-        (sum(p["end_ns"] - p["start_ns"] for p in ph if p["on"]) / 1e9)
-    return {"off_rate": off, "on_rate": on, "phase_rates": rate, "pair_ratios": pairs,
+
+    def rate(sel):  # operations per second over phases @sel
+        return sum(p["ops"] for p in sel) / (sum(p["end_ns"] - p["start_ns"] for p in sel) / 1e9)
+
+    rates = [rate([p]) for p in ph]
+    pairs = [rates[i] / ((rates[i - 1] + rates[i + 1]) / 2) for i in range(1, len(ph), 2)]
+    return {"off_rate": rate(ph[0::2]), "on_rate": rate(ph[1::2]), "phase_rates": rates,
+            "pair_ratios": pairs,
             "ratio": statistics.median(pairs), "phase_ms": (ph[0]["end_ns"] -
                                                            ph[0]["start_ns"]) / 1e6}
 
@@ -307,34 +308,26 @@ def analyse(ex, arms, runs):
     out = []
     phased = bool(ex["run"].get("phases"))
     for label, k, is_base in arms:
-        if phased and is_base:  # the off phases of every run
-            mine = [r for r in meas if r["arm"] != label]
-            ok = [r for r in mine if r["ok"]]
-            a = {"arm": label, "knobs": k, "baseline": True, "phased": True,
-                 "runs": len(mine), "failed": len(mine) - len(ok),
-                 "metric": summarise([r["phased"]["off_rate"] for r in ok])}
-            for name in extra:  # histograms have off-phase twins: NAME.off
-                vals = []
-                for r in ok:
-                    try:
-                        vals.append(metric_value(r, name, off=True))
-                    except (KeyError, RuntimeError, ValueError):
-                        pass
-                a[name] = summarise(vals)
-            out.append(a)
-            continue
-        mine = [r for r in meas if r["arm"] == label]
+        off = phased and is_base  # the baseline is the off phases of every run
+        mine = [r for r in meas if (r["arm"] != label if off else r["arm"] == label)]
         ok = [r for r in mine if r["ok"]]
         a = {"arm": label, "knobs": k, "baseline": is_base, "runs": len(mine),
-             "failed": len(mine) - len(ok), "metric": summarise([r["metric"] for r in ok])}
-        for name in extra:
+             "failed": len(mine) - len(ok),
+             "metric": summarise([r["phased"]["off_rate"] if off else r["metric"]
+                                  for r in ok])}
+        if off:
+            a["phased"] = True
+        for name in extra:  # off phases: the histograms' twins, NAME.off
             vals = []
             for r in ok:
                 try:
-                    vals.append(metric_value(r, name))
+                    vals.append(metric_value(r, name, off=off))
                 except (KeyError, RuntimeError):
                     pass
             a[name] = summarise(vals)
+        if off:
+            out.append(a)
+            continue
         if phased:
             pairs = [r["phased"]["ratio"] for r in ok]
             a["phase_pairs"] = summarise([x for r in ok for x in r["phased"]["pair_ratios"]])
@@ -458,6 +451,7 @@ def main():
             state = (f"{rec['metric']:.4g}" if rec["ok"] else f"FAILED ({rec['error']})")
             print(f"  {'warm-up' if is_warm else 'round'} {rep} {label}: {state}",
                   file=sys.stderr)
+    mem = size_bytes(ex["vm"].get("mem", "256M"))
     res = {
         "experiment": {k: v for k, v in ex.items() if k != "quick"},
         "quick": a.quick,
@@ -468,9 +462,8 @@ def main():
         "started": stamp,
         "wall_s": (now_ns() - t0) / 1e9,
         "arms": [{"label": l, "knobs": k, "baseline": b,
-                  "s2vm_opts": knob_opts(k, size_bytes(ex["vm"].get("mem", "256M")))[0],
-                  "guest_args": knob_opts(k, size_bytes(ex["vm"].get("mem", "256M")))[1] +
-                  ([] if b else phase_args(ex, k, size_bytes(ex["vm"].get("mem", "256M"))))}
+                  "s2vm_opts": knob_opts(k, mem)[0],
+                  "guest_args": knob_opts(k, mem)[1] + ([] if b else phase_args(ex, k, mem))}
                  for l, k, b in arms],
         "sweep_keys": sweep_keys,
         "runs": runs,
