@@ -274,15 +274,15 @@ static int rehome(struct mm *mm, struct dwork *w, struct discard_result *res)
 	for (size_t i = 0; i < w->n; i++) {
 		struct dpiece *p = &w->v[i];
 		uint64_t align = !(p->gpa % MIB2) && p->n >= HUGE ? HUGE : 1, first, got;
-		uint64_t (*alloc)(struct pool *, uint64_t, uint64_t, uint64_t *) =
-			mm_gpa_small(mm, p->gpa) ? pool_alloc_small_upto : pool_alloc_upto;
+		struct pool *hp = &mm->pools[p->home];
 
 		if (!p->rehome)
 			continue;
-		got = alloc(&mm->pools[p->home],
-			    align == HUGE ? p->n & ~(uint64_t)(HUGE - 1) : p->n, align, &first);
+		got = mm_pool_alloc_upto(mm, hp, p->gpa,
+					 align == HUGE ? p->n & ~(uint64_t)(HUGE - 1) : p->n, align,
+					 &first);
 		if (!got && align == HUGE)
-			got = alloc(&mm->pools[p->home], p->n, 1, &first);
+			got = mm_pool_alloc_upto(mm, hp, p->gpa, p->n, 1, &first);
 		if (!got) {
 			p->rehome = false; /* no room on the home node: punched where it is */
 			mm->discard.misplaced += p->n;

@@ -540,7 +540,6 @@ static size_t collect(struct mm *mm, struct cursor *cur, unsigned target, struct
 		gpa_t w = g & ~(gpa_t)(WINDOW - 1);
 		hpa_t oa;
 		uint64_t span, sp, sf, n, req;
-		bool small;
 
 		/* huge pools move whole 2 MiB frames: hugetlbfs maps and frees nothing smaller */
 		if (mm->has_huge) {
@@ -573,8 +572,7 @@ static size_t collect(struct mm *mm, struct cursor *cur, unsigned target, struct
 			continue;
 		}
 		refused = w; /* its other requests go one by one */
-		small = mm_gpa_small(mm, w);
-		if (small && end > w + WINDOW)
+		if (mm_gpa_small(mm, w) && end > w + WINDOW)
 			end = w + WINDOW; /* its frames are small, the next window's may not be */
 		if (s2_walk_span(&mm->map, g, end, &l, &oa, &span)) {
 			cursor_advance(cur, span); /* a hole: nothing to move */
@@ -606,12 +604,10 @@ static size_t collect(struct mm *mm, struct cursor *cur, unsigned target, struct
 		}
 		{
 			uint64_t first, align = (g % (HUGE * PAGE) == 0 && n >= HUGE) ? HUGE : 1;
-			uint64_t (*alloc)(struct pool *, uint64_t, uint64_t, uint64_t *) =
-				small ? pool_alloc_small_upto : pool_alloc_upto;
-			uint64_t got = alloc(tp, n, align, &first);
+			uint64_t got = mm_pool_alloc_upto(mm, tp, g, n, align, &first);
 
 			if (!got && align > 1)
-				got = alloc(tp, n, 1, &first);
+				got = mm_pool_alloc_upto(mm, tp, g, n, 1, &first);
 			if (!got) {
 				*exhausted = true;
 				break;

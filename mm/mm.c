@@ -435,8 +435,7 @@ static uint64_t place_from(struct mm *mm, unsigned pi, gpa_t gpa, uint64_t size)
 		else if (p->huge && mm_cfg_small_window(&mm->cfg) && g < sw &&
 			 want > (sw - g) >> POOL_FRAME_SHIFT)
 			want = (sw - g) >> POOL_FRAME_SHIFT;
-		n = small ? pool_alloc_small_upto(p, want, HUGE, &first)
-			  : pool_alloc_upto(p, want, HUGE, &first);
+		n = mm_pool_alloc_upto(mm, p, g, want, HUGE, &first);
 		if (!n)
 			break;
 		n &= ~(uint64_t)(HUGE - 1); /* whole 2 MiB frames (huge or not) only */

@@ -328,6 +328,15 @@ static inline bool mm_gpa_small(const struct mm *mm, gpa_t gpa)
 	       gpa / MM_SMALL_WINDOW == mm->cfg.alias_floor / MM_SMALL_WINDOW;
 }
 
+/* pool_alloc_upto() of frames to back guest memory at @gpa: from @p's small part in the
+ * window a huge page cannot back. */
+static inline uint64_t mm_pool_alloc_upto(const struct mm *mm, struct pool *p, gpa_t gpa,
+					  uint64_t max, uint64_t align, uint64_t *first)
+{
+	return mm_gpa_small(mm, gpa) ? pool_alloc_small_upto(p, max, align, first)
+				     : pool_alloc_upto(p, max, align, first);
+}
+
 /* The alias address of @gpa: integer arithmetic, as the alias may start at address 0. */
 static inline void *mm_alias_at(const struct mm *mm, gpa_t gpa)
 {
