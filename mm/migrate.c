@@ -407,11 +407,12 @@ static int any_pinned(void *ctx, struct frame *f, gpa_t gpa, uint64_t npages)
  * The cost model: move the whole 2 MiB window at @w (the cursor is in it) in one copy
  * and one run, rather than one run per requested run in it, when
  *   runs * run_ns + requested / 512 * copy2m_ns  >  run_ns + copy2m_ns
- * (the engine's own estimates). Only a window that is one run of the source (mapped
- * whole, contiguous, one permission, not on @target), with no pinned frame, whose 512
- * destination frames the pool has (2 MiB aligned) beyond what the rest of the request
- * needs. Returns true with the window's piece in @pc (destination allocated) and the
- * requested pages in it in *@req. Caller holds mm->lock and mig_lock.
+ * (the engine's own estimates). Only a window none of whose requested pages is in a piece
+ * yet (window_untouched), that is one run of the source (mapped whole, contiguous,
+ * one permission, not on @target), with no pinned frame, whose 512 destination frames
+ * the pool has (2 MiB aligned) beyond what the rest of the request needs. Returns true
+ * with the window's piece in @pc (destination allocated) and the requested pages in it
+ * in *@req. Caller holds mm->lock and mig_lock.
  */
 /* The requested pages from the cursor on inside the 2 MiB window at @w, and in how many
  * runs (*@runs). */
@@ -434,6 +435,16 @@ static uint64_t window_requested(const struct cursor *cur, gpa_t w, uint64_t *ru
 	return pages;
 }
 
+/* No requested page of the window at @w lies before the cursor: none of it is in a piece
+ * already (a piece walks on past a window's end to the end of its range, and may be
+ * extended by the next range), so moving the window whole cannot move a page twice. */
+static bool window_untouched(const struct cursor *cur, gpa_t w)
+{
+	if (cur->g > w && cur->r[cur->k].gpa < cur->g)
+		return false; /* range k began in the window before the cursor */
+	return !cur->k || cur->r[cur->k - 1].gpa + cur->r[cur->k - 1].len <= w;
+}
+
 static bool window_promote(struct mm *mm, const struct cursor *cur, unsigned target, gpa_t w,
 			   struct piece *pc, uint64_t *req)
 {
@@ -442,7 +453,7 @@ static bool window_promote(struct mm *mm, const struct cursor *cur, unsigned tar
 	struct s2_leaf l;
 	hpa_t oa;
 
-	if (mm->cfg.mig.exact || w + WINDOW > mm->cfg.mem_size)
+	if (mm->cfg.mig.exact || w + WINDOW > mm->cfg.mem_size || !window_untouched(cur, w))
 		return false;
 	pages = window_requested(cur, w, &runs);
 	if (runs < 2 || runs * est_run_ns(mm) + pages * est_copy2m_ns(mm) / HUGE <=

@@ -715,6 +715,45 @@ static void test_model_decision(void)
 	env_fini(&e);
 }
 
+/* A window whose first pages a piece already holds is never moved whole as well: a
+ * range that ends inside a window (its piece walks past the window's start), or a piece
+ * extended across a window's start, followed by 1 page in 8 of the same window. Moving
+ * such a window whole copied its first pages twice and leaked one set of frames. */
+static void test_model_window_taken(void)
+{
+	struct env e;
+	struct mig_range r[80];
+	struct mig_result res;
+	size_t n = 0;
+
+	env_init(&e, false, false, 2048);
+	e.quiet_copy = true;
+	/* a long range from 3.5 MiB to 4 MiB + 100 pages, then 1 in 8 of the rest of the
+	 * 4 MiB window: the window starts inside the long range's piece */
+	r[n++] = (struct mig_range){ 3 * MIB + MIB / 2, MIB / 2 + 100 * 4096 };
+	for (uint64_t p = 104; p < 512; p += 8)
+		r[n++] = (struct mig_range){ 4 * MIB + p * 4096, 4096 };
+	CU_ASSERT_EQUAL(mm_migrate(&e.mm, r, n, 1, &res), 0);
+	CU_ASSERT_EQUAL(res.pages, 128 + 100 + 51);
+	CU_ASSERT_EQUAL(res.promoted, 0);
+	check_backing(&e);
+	/* the 8 MiB window promoted whole, its last request one page past its end: that
+	 * piece is extended into the 10 MiB window, whose own 1 in 8 then stays exact */
+	n = 0;
+	for (uint64_t p = 0; p < 512; p += 8)
+		r[n++] = (struct mig_range){ 8 * MIB + p * 4096, 4096 };
+	r[n - 1].len = 9 * 4096;
+	for (uint64_t p = 8; p < 128; p += 8)
+		r[n++] = (struct mig_range){ 10 * MIB + p * 4096, 4096 };
+	CU_ASSERT_EQUAL(mm_migrate(&e.mm, r, n, 1, &res), 0);
+	CU_ASSERT_EQUAL(res.pages, 64 + 8 + 15);
+	CU_ASSERT_EQUAL(res.promoted, 512 - 71);
+	CU_ASSERT_EQUAL(e.mm.mig.windows_promoted, 1);
+	check_backing(&e);
+	CU_ASSERT_EQUAL(s2_sim_violations(&e.sim), 0);
+	env_fini(&e);
+}
+
 /* ---- the copy threads ---- */
 
 struct cp_ctx {
@@ -888,6 +927,7 @@ static CU_TestInfo tests[] = {
 	{ "cost model: data, pins, promoted pages counted", test_model_on },
 	{ "cost model off: exact mode moves only requested pages", test_model_exact },
 	{ "cost model decision: 1 in 8 promoted, 1 in 256 not", test_model_decision },
+	{ "cost model: a window a piece already holds stays exact", test_model_window_taken },
 	{ "copy pool: every task once, errors, two pools", test_copy_pool },
 	{ "parallel default copy: data and holes, two VMs", test_parallel_copy_two_vms },
 	{ "copy_threads 1: no pool", test_single_thread_policy },
