@@ -660,6 +660,7 @@ static void rehome(enum rehome_case kind)
 
 	memset(&pl, 0, sizeof(pl));
 	plan_add(&pl, 2 * MIB, 2 * MIB); /* one whole block on the wrong pool */
+	plan_add(&pl, 4 * MIB, PAGE);	 /* and one page more: a 513-page piece, one mmap */
 	for (int i = 0; i < 12; i++)	 /* scattered in the other moved block */
 		plan_add(&pl, 4 * MIB + (rnd(&s) % 512) * PAGE, PAGE);
 	plan_add(&pl, 6 * MIB - 16 * KIB, 32 * KIB); /* half moved, half in place */
