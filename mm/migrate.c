@@ -411,8 +411,8 @@ static int any_pinned(void *ctx, struct frame *f, gpa_t gpa, uint64_t npages)
  * yet (window_untouched), that is one run of the source (mapped whole, contiguous,
  * one permission, not on @target), with no pinned frame, whose 512 destination frames
  * the pool has (2 MiB aligned) beyond what the rest of the request needs. Returns true
- * with the window's piece in @pc (destination allocated) and the requested pages in it
- * in *@req. Caller holds mm->lock and mig_lock.
+ * with the window's piece in @pc (destination allocated; its extra counts the pages not
+ * requested). Caller holds mm->lock and mig_lock.
  */
 /* The requested pages from the cursor on inside the 2 MiB window at @w, and in how many
  * runs (*@runs). */
@@ -446,7 +446,7 @@ static bool window_untouched(const struct cursor *cur, gpa_t w)
 }
 
 static bool window_promote(struct mm *mm, const struct cursor *cur, unsigned target, gpa_t w,
-			   struct piece *pc, uint64_t *req)
+			   struct piece *pc)
 {
 	struct pool *tp = &mm->pools[target];
 	uint64_t runs, pages, span, first;
@@ -472,7 +472,6 @@ static bool window_promote(struct mm *mm, const struct cursor *cur, unsigned tar
 	*pc = (struct piece){ .gpa = w, .n = HUGE, .sp = (unsigned)(oa >> MM_POOL_SHIFT),
 			      .sf = (oa & ((1ull << MM_POOL_SHIFT) - 1)) >> POOL_FRAME_SHIFT,
 			      .df = first, .perm = l.perm, .extra = HUGE - pages };
-	*req = pages;
 	return true;
 }
 
@@ -543,14 +542,13 @@ static size_t collect(struct mm *mm, struct cursor *cur, unsigned target, struct
 	struct pool *tp = &mm->pools[target];
 	size_t np = 0;
 	uint64_t frames = 0;
-	gpa_t refused = ~0ull; /* the window the cost model last kept exact */
 
 	while (!cursor_done(cur) && np < max_pieces && frames < max_frames && !*exhausted) {
 		struct s2_leaf l;
 		gpa_t g = cur->g, end = cur->r[cur->k].gpa + cur->r[cur->k].len;
 		gpa_t w = g & ~(gpa_t)(WINDOW - 1);
 		hpa_t oa;
-		uint64_t span, sp, sf, n, req;
+		uint64_t span, sp, sf, n;
 
 		/* huge pools move whole 2 MiB frames: hugetlbfs maps and frees nothing smaller */
 		if (mm->has_huge) {
@@ -572,17 +570,16 @@ static size_t collect(struct mm *mm, struct cursor *cur, unsigned target, struct
 				continue;
 			}
 		}
-		/* a request that does not cover its 2 MiB window: maybe move the window */
-		if (!(g == w && end >= w + WINDOW) && w != refused && frames + HUGE <= max_frames &&
-		    window_promote(mm, cur, target, w, &v[np], &req)) {
+		/* a request that does not cover its 2 MiB window: maybe move the window (once
+		 * the cursor has passed one of its pages, its other requests go one by one) */
+		if (!(g == w && end >= w + WINDOW) && frames + HUGE <= max_frames &&
+		    window_promote(mm, cur, target, w, &v[np])) {
 			mm->mig.windows_promoted++;
-			(void)req;
 			frames += HUGE;
 			np++;
 			cursor_skip_to(cur, w + WINDOW);
 			continue;
 		}
-		refused = w; /* its other requests go one by one */
 		if (mm_gpa_small(mm, w) && end > w + WINDOW)
 			end = w + WINDOW; /* its frames are small, the next window's may not be */
 		if (s2_walk_span(&mm->map, g, end, &l, &oa, &span)) {
