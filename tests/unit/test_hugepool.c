@@ -126,6 +126,15 @@ static unsigned pool_of(struct mm *mm, gpa_t g)
  * returned and is counted, data intact; a whole-frame discard is returned and reads zero;
  * a target without free huge pages aborts cleanly.
  */
+/* Discard @r for guest node 0 (which must succeed); the result counts this call only. */
+static struct discard_result discard_one(struct mm *mm, struct mig_range r)
+{
+	struct discard_result dr = { 0 }; /* mm_discard() adds to it */
+
+	CU_ASSERT_EQUAL(mm_discard(mm, &r, 1, 0, &dr), 0);
+	return dr;
+}
+
 static void test_huge_guest(void)
 {
 	struct mm_config c = { .mem_size = 8ull << 20, .nr_nodes = 2, .hugepages = true,
@@ -155,16 +164,14 @@ static void test_huge_guest(void)
 
 	/* 4 KiB inside a huge frame: stays, counted, untouched */
 	res0 = pool_resident_bytes(&mm.pools[1]);
-	memset(&dr, 0, sizeof(dr)); /* mm_discard() adds to it */
-	CU_ASSERT_EQUAL(mm_discard(&mm, &one, 1, 0, &dr), 0);
+	dr = discard_one(&mm, one);
 	CU_ASSERT_EQUAL(dr.pages, 0);
 	CU_ASSERT_EQUAL(dr.huge_partial, 1);
 	CU_ASSERT_EQUAL(mm.discard.huge_partial_pages, 1);
 	CU_ASSERT_TRUE(holds(&mm, one.gpa, 4096, 0x5a));
 	/* the whole frame: returned, reads zero */
 	one = (struct mig_range){ .gpa = 2ull << 20, .len = 2ull << 20 };
-	memset(&dr, 0, sizeof(dr));
-	CU_ASSERT_EQUAL(mm_discard(&mm, &one, 1, 0, &dr), 0);
+	dr = discard_one(&mm, one);
 	CU_ASSERT_EQUAL(dr.pages, HUGE);
 	CU_ASSERT_EQUAL(dr.huge_partial, 0);
 	CU_ASSERT_TRUE(holds(&mm, one.gpa, one.len, 0));
@@ -416,17 +423,13 @@ static void test_proc_hugepages(void)
 
 	/* discards in the window: returned per 4 KiB. On pool 1 (not node 0's): re-homed to
 	 * pool 0's small part; on pool 0: punched in place. Both read zero. */
-	memset(&dr, 0, sizeof(dr));
-	r = (struct mig_range){ .gpa = 0x81000, .len = PG };
-	CU_ASSERT_EQUAL(mm_discard(&mm, &r, 1, 0, &dr), 0);
+	dr = discard_one(&mm, (struct mig_range){ .gpa = 0x81000, .len = PG });
 	CU_ASSERT_EQUAL(dr.pages, 1);
 	CU_ASSERT_EQUAL(dr.rehomed, 1);
 	CU_ASSERT_EQUAL(dr.huge_partial, 0);
 	CU_ASSERT_EQUAL(pool_small(&mm, 0x81000, &sm), 0);
 	CU_ASSERT_TRUE(sm);
-	memset(&dr, 0, sizeof(dr));
-	r = (struct mig_range){ .gpa = 0x80000, .len = PG };
-	CU_ASSERT_EQUAL(mm_discard(&mm, &r, 1, 0, &dr), 0);
+	dr = discard_one(&mm, (struct mig_range){ .gpa = 0x80000, .len = PG });
 	CU_ASSERT_EQUAL(dr.pages, 1);
 	CU_ASSERT_EQUAL(dr.rehomed, 0);
 	CU_ASSERT_EQUAL(dr.huge_partial, 0);
