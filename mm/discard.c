@@ -283,7 +283,7 @@ static int rehome(struct mm *mm, struct dwork *w, struct discard_result *res)
 					 &first);
 		if (!got && align == HUGE)
 			got = mm_pool_alloc_upto(mm, hp, p->gpa, p->n, 1, &first);
-		else if (got && got < p->n) /* the tail past whole 2 MiB frames, right after */
+		else if (align == HUGE && got < p->n) /* the tail past whole 2 MiB frames */
 			got += pool_alloc_at(hp, first + got, p->n - got);
 		if (!got) {
 			p->rehome = false; /* no room on the home node: punched where it is */
