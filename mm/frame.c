@@ -33,7 +33,14 @@ _Static_assert(CHUNK_BYTES == 2 * PAGE_BYTES, "a chunk's records fill two whole 
  * runs with this thread's accesses ignored, which makes TSan reset the range's history
  * instead of recording a write; every other access stays checked.
  */
-#if defined(__SANITIZE_THREAD__)
+#if defined(__SANITIZE_THREAD__) /* gcc */
+#define S2_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer) /* clang */
+#define S2_TSAN 1
+#endif
+#endif
+#ifdef S2_TSAN
 void AnnotateIgnoreWritesBegin(const char *file, int line);
 void AnnotateIgnoreWritesEnd(const char *file, int line);
 #define REMAP_BEGIN() AnnotateIgnoreWritesBegin(__FILE__, __LINE__)
