@@ -42,6 +42,7 @@ struct api {
 	struct api_ctx ctx;
 	unsigned users; /* requests using ctx.vm now: a reboot waits for them */
 	bool reboot; /* vm.reboot answered: the VM stops, then is built again */
+	bool reboot_asked; /* vm.reboot is being answered: vm.info says "rebooting" from now */
 	bool shutdown_asked; /* vm.shutdown/vm.delete/vmm.shutdown for this VM */
 	struct MHD_Daemon *d;
 	int fd;
@@ -178,8 +179,11 @@ static void ep_info(struct api *api, json_object *in, struct answer *a)
 	bool rebooting;
 
 	pthread_mutex_lock(&api->lock);
-	vm = api->state == API_ATTACHED ? api->ctx.vm : NULL;
-	rebooting = api->state == API_REBOOTING;
+	/* once vm.reboot is answered the old VM is on its way out: never report it Running
+	 * (done() stops it only after the answer went out, and a client may ask at once) */
+	rebooting = api->state == API_REBOOTING ||
+		    (api->state == API_ATTACHED && api->reboot_asked && !api->shutdown_asked);
+	vm = api->state == API_ATTACHED && !rebooting ? api->ctx.vm : NULL;
 	pthread_mutex_unlock(&api->lock);
 	if (rebooting)
 		return fail(a, 409, "the VM is rebooting");
@@ -498,8 +502,10 @@ static void ep_delete(struct api *api, json_object *in, struct answer *a)
  * its memory is made anew (the old VM and its memory are gone). */
 static void ep_reboot(struct api *api, json_object *in, struct answer *a)
 {
-	(void)api;
 	(void)in;
+	pthread_mutex_lock(&api->lock);
+	api->reboot_asked = true;
+	pthread_mutex_unlock(&api->lock);
 	a->reboot = true;
 	a->status = 204;
 }
@@ -794,7 +800,7 @@ void api_attach(struct api *a, const struct api_ctx *ctx)
 	} else if (ctx) {
 		a->ctx = *ctx;
 		a->state = API_ATTACHED;
-		a->reboot = a->shutdown_asked = false;
+		a->reboot = a->reboot_asked = a->shutdown_asked = false;
 	} else if (a->state == API_BOOTING || a->state == API_REBOOTING) {
 		a->state = API_QUIT; /* the VM could not be made */
 	}
@@ -817,7 +823,7 @@ bool api_reboot_detach(struct api *a)
 		a->ctx = (struct api_ctx){ 0 };
 		a->pending = (struct api_ctx){ 0 };
 	}
-	a->reboot = false;
+	a->reboot = a->reboot_asked = false;
 	pthread_mutex_unlock(&a->lock);
 	return reboot;
 }

@@ -375,6 +375,16 @@ def reboot_test(a):
         check(doc and doc.get("pages", 0) > 0, f"reboot: migration before: {doc}")
         expect(sock, "PUT", "vm.reboot", 204, what="vm.reboot")
         t0 = time.monotonic()
+        # at once: the old VM is on its way out and must never be reported Running (a new
+        # one could only be, if the client slept through the rebuild: it has moved nothing)
+        st, doc, _ = call(sock, "GET", "vm.info")
+        if st == 200:
+            mst, mdoc, _ = call(sock, "GET", "vm.memory")
+            check(mst == 200 and ((mdoc or {}).get("migration") or {}).get("pages") == 0,
+                  f"vm.info right after vm.reboot: the old VM reported ({st} {doc})")
+        else:
+            check(st == 409 and "rebooting" in str((doc or {}).get("error")),
+                  f"vm.info right after vm.reboot: {st} {doc}")
         state = None
         while time.monotonic() - t0 < 15:
             st, doc, _ = call(sock, "GET", "vm.info")
@@ -435,7 +445,7 @@ def mems_test(a):
     env = dict(os.environ, S2VM_MEMS_ALLOWED_FILE=mems)
     p = subprocess.Popen([a.s2vm, "run", os.path.join(a.images, "migstress.elf"), "--accel",
                           a.accel, "--mem", "64M", "--vcpus", "2", "--api-socket", sock,
-                          "--", "seconds=6"], env=env, stdout=subprocess.PIPE,
+                          "--", "seconds=12"], env=env, stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, text=True)
     try:
         wait_ready(sock)
