@@ -403,17 +403,6 @@ static int any_pinned(void *ctx, struct frame *f, gpa_t gpa, uint64_t npages)
 	return frame_pins(f) ? 1 : 0;
 }
 
-/*
- * The cost model: move the whole 2 MiB window at @w (the cursor is in it) in one copy
- * and one run, rather than one run per requested run in it, when
- *   runs * run_ns + requested / 512 * copy2m_ns  >  run_ns + copy2m_ns
- * (the engine's own estimates). Only a window none of whose requested pages is in a piece
- * yet (window_untouched), that is one run of the source (mapped whole, contiguous,
- * one permission, not on @target), with no pinned frame, whose 512 destination frames
- * the pool has (2 MiB aligned) beyond what the rest of the request needs. Returns true
- * with the window's piece in @pc (destination allocated; its extra counts the pages not
- * requested). Caller holds mm->lock and mig_lock.
- */
 /* The requested pages from the cursor on inside the 2 MiB window at @w, and in how many
  * runs (*@runs). */
 static uint64_t window_requested(const struct cursor *cur, gpa_t w, uint64_t *runs)
@@ -445,6 +434,17 @@ static bool window_untouched(const struct cursor *cur, gpa_t w)
 	return !cur->k || cur->r[cur->k - 1].gpa + cur->r[cur->k - 1].len <= w;
 }
 
+/*
+ * The cost model: move the whole 2 MiB window at @w (the cursor is in it) in one copy
+ * and one run, rather than one run per requested run in it, when
+ *   runs * run_ns + requested / 512 * copy2m_ns  >  run_ns + copy2m_ns
+ * (the engine's own estimates). Only a window none of whose requested pages is in a piece
+ * yet (window_untouched), that is one run of the source (mapped whole, contiguous,
+ * one permission, not on @target), with no pinned frame, whose 512 destination frames
+ * the pool has (2 MiB aligned) beyond what the rest of the request needs. Returns true
+ * with the window's piece in @pc (destination allocated; its extra counts the pages not
+ * requested). Caller holds mm->lock and mig_lock.
+ */
 static bool window_promote(struct mm *mm, const struct cursor *cur, unsigned target, gpa_t w,
 			   struct piece *pc)
 {
